@@ -1,0 +1,46 @@
+"""Collators own tokenisation, truncation and padding; datasets hand them raw text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .datasets import teacher_scores_tensor
+
+
+@dataclass
+class EmbeddingCollator:
+    """Batch grouped items for a bi-encoder: queries and passages tokenised apart.
+
+    Returns ``{"features": {"query": ..., "passage": ...}, "targets": {"teacher_scores": (B, G)?}}``;
+    passages are flattened query-major, (B*G) rows. A record's ``prompt`` replaces the
+    query instruction for that query.
+    """
+
+    tokenizer: object
+    query_max_len: int = 64
+    passage_max_len: int = 256
+    query_instruction: str = ""
+    passage_instruction: str = ""
+    pad_to_multiple_of: int | None = None
+
+    def _tokenize(self, texts, max_length):
+        return self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length,
+            pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt",
+        )
+
+    def __call__(self, items: list) -> dict:
+        queries = [(it.get("prompt") if it.get("prompt") is not None else self.query_instruction) + it["query"]
+                   for it in items]
+        passages = [self.passage_instruction + p for it in items for p in it["passages"]]  # (B*G,)
+        batch = {
+            "features": {
+                "query": self._tokenize(queries, self.query_max_len),
+                "passage": self._tokenize(passages, self.passage_max_len),
+            },
+            "targets": {},
+        }
+        scores = teacher_scores_tensor(items)
+        if scores is not None:
+            batch["targets"]["teacher_scores"] = scores  # (B, G)
+        return batch

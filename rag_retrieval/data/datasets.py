@@ -1,0 +1,174 @@
+"""Training datasets over the Arrow examples of :mod:`rag_retrieval.data.io`.
+
+The dataset owns the order of an epoch (the Trainer's sampler is sequential, see
+``RetrievalTrainer``): at ``set_epoch`` it shuffles from ``seed + epoch`` and lays examples out
+so that no global batch holds the same positive text twice, which would make an in-batch
+"negative" identical to the positive. Groups (1 positive + G-1 negatives) are drawn per epoch
+from the same seed, so a resumed run sees exactly the batches of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def _flat_column(table, name: str) -> tuple:
+    """A list column of an Arrow table as (flat values, offsets) numpy arrays."""
+    col = table.column(name).combine_chunks()
+    return col.values.to_numpy(zero_copy_only=False), col.offsets.to_numpy()
+
+
+def no_duplicate_order(order: np.ndarray, keys: np.ndarray, batch_size: int) -> np.ndarray:
+    """Reorder ``order`` so that no chunk of ``batch_size`` holds two equal ``keys``.
+
+    Greedy and stable: an item whose key is already in the current chunk waits for the next one.
+    Items that fit nowhere (a key on more than half the data) end up in the last chunks.
+
+    >>> no_duplicate_order(np.arange(6), np.array([7, 7, 8, 9, 7, 10]), 2).tolist()
+    [0, 2, 1, 3, 4, 5]
+    """
+    if batch_size <= 1:
+        return order
+    out, waiting = [], []
+    chunk_keys: set = set()
+
+    def put(i):
+        out.append(i)
+        chunk_keys.add(keys[i])
+        if len(out) % batch_size == 0:
+            chunk_keys.clear()
+
+    for i in order:
+        for j, w in enumerate(waiting):  # earlier leftovers first, so nothing waits for long
+            if keys[w] not in chunk_keys:
+                put(waiting.pop(j))
+                break
+        if keys[i] in chunk_keys:
+            waiting.append(i)
+        else:
+            put(i)
+    while waiting:
+        placed = False
+        for j, w in enumerate(waiting):
+            if keys[w] not in chunk_keys:
+                put(waiting.pop(j))
+                placed = True
+                break
+        if not placed:  # no way round it: start a new chunk with the duplicates
+            put(waiting.pop(0))
+    return np.asarray(out, dtype=np.int64)
+
+
+class GroupedDataset(torch.utils.data.Dataset):
+    """Each item: one query, 1 positive + ``group_size - 1`` negatives, teacher scores if any.
+
+    Args:
+        examples: ``datasets.Dataset`` from :func:`rag_retrieval.data.io.load_examples`.
+        group_size: passages per query (G).
+        seed: base seed; epoch ``e`` uses ``(seed, e)``.
+        global_batch_size: queries per optimizer micro-step over all processes; chunks of this
+            size never repeat a positive text. 1 disables the check.
+        shuffle: shuffle per epoch (True for training).
+
+    Negatives are the documents labelled below the chosen positive; when there are fewer than
+    G-1, they are drawn with replacement; when there are none, random documents of other
+    examples are used.
+
+    Example:
+        >>> from rag_retrieval.data.io import load_examples
+        >>> ds = GroupedDataset(load_examples("data/example/train.jsonl", "pos_neg"), group_size=4, seed=1)
+        >>> item = ds[0]
+        >>> len(item["passages"]), item["labels"][0]
+        (4, 1.0)
+    """
+
+    def __init__(self, examples, group_size: int, seed: int = 42, global_batch_size: int = 1, shuffle: bool = True):
+        self.examples = examples
+        self.group_size = group_size
+        self.seed = seed
+        self.global_batch_size = global_batch_size
+        self.shuffle = shuffle
+        table = examples.data.table if hasattr(examples.data, "table") else examples.data
+        self._labels, self._offsets = _flat_column(table, "labels")
+        self._hashes, _ = _flat_column(table, "doc_hashes")
+        self.has_scores = examples[0]["scores"] is not None
+        self.epoch = -1
+        self.set_epoch(0)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def _rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, *keys])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose this epoch's order and positives (deterministic in seed and epoch)."""
+        epoch = int(epoch)
+        if epoch == self.epoch:
+            return
+        self.epoch = epoch
+        n = len(self.examples)
+        rng = self._rng()
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        starts, ends = self._offsets[:-1], self._offsets[1:]
+        self._positive = np.empty(n, dtype=np.int64)  # flat index of each example's positive
+        draws = rng.random(n)
+        for i in range(n):
+            labels = self._labels[starts[i] : ends[i]]
+            best = labels.max()
+            candidates = np.flatnonzero(labels == best) if best > 0 else np.arange(len(labels))
+            self._positive[i] = starts[i] + candidates[int(draws[i] * len(candidates))]
+        self._order = no_duplicate_order(order, self._hashes[self._positive], self.global_batch_size)
+
+    def __getitem__(self, idx: int) -> dict:
+        i = int(self._order[idx])
+        row = self.examples[i]
+        start = int(self._offsets[i])
+        pos = int(self._positive[i]) - start
+        labels = np.asarray(row["labels"], dtype=np.float32)
+        rng = self._rng(i)
+        neg_pool = np.flatnonzero(labels < labels[pos])
+        k = self.group_size - 1
+        passages = [row["docs"][pos]]
+        chosen = [pos]
+        if k > 0 and len(neg_pool) > 0:
+            picks = rng.choice(neg_pool, size=k, replace=len(neg_pool) < k)
+            chosen += picks.tolist()
+            passages += [row["docs"][j] for j in picks]
+        elif k > 0:  # no negatives of its own: random documents of other examples
+            for _ in range(k):
+                other = int(rng.integers(len(self.examples) - 1)) if len(self.examples) > 1 else 0
+                other += other >= i and len(self.examples) > 1
+                docs = self.examples[other]["docs"]
+                passages.append(docs[int(rng.integers(len(docs)))])
+            chosen = None
+        item = {
+            "query": row["query"],
+            "passages": passages,
+            "prompt": row["prompt"],
+            "labels": [1.0] + [0.0] * k,
+        }
+        if self.has_scores:
+            item["teacher_scores"] = [row["scores"][j] for j in chosen] if chosen else None
+        return item
+
+
+def build_grouped_dataset(examples, data_args, train_args) -> GroupedDataset:
+    """A :class:`GroupedDataset` sized for the run's global batch (devices x per-device batch)."""
+    seed = data_args.dataloader_seed if data_args.dataloader_seed is not None else train_args.seed
+    global_batch = train_args.per_device_train_batch_size * max(1, train_args.world_size)
+    return GroupedDataset(examples, data_args.group_size, seed=seed, global_batch_size=global_batch)
+
+
+def teacher_scores_tensor(items: list) -> Optional[torch.Tensor]:
+    """Stack per-item teacher scores into (B, G), or None when any item lacks them."""
+    scores = [it.get("teacher_scores") for it in items]
+    if any(s is None for s in scores):
+        return None
+    return torch.tensor(scores, dtype=torch.float32)  # (B, G)

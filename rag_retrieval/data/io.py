@@ -1,0 +1,277 @@
+"""JSONL readers: validate every record (file:line errors), then load into Arrow.
+
+Three input formats, named in the config (never guessed):
+
+- ``pos_neg``:   ``{"query", "pos": [..], "neg": [..]?, "pos_scores"?, "neg_scores"?, "prompt"?}``
+- ``hits``:      ``{"query", "hits": [{"content", "label", "score"?}, ..], "prompt"?}``
+- ``pointwise``: ``{"query", "content", "label", "score"?, "prompt"?}``
+
+All become one internal record (:class:`Example`): ``query``, ``docs``, ``labels`` (1/0 for
+pos/neg, graded for hits), ``scores`` (teacher scores or None) and ``prompt``. Files are read
+twice as a stream (validate, then write Arrow through ``datasets``), so millions of rows never
+sit in RAM as Python objects; the Arrow table is memory-mapped from the datasets cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("pos_neg", "hits", "pointwise")
+MAX_ERRORS_SHOWN = 20
+
+
+@dataclass
+class Example:
+    """One query with its candidate documents, as every trainer and evaluator sees it."""
+
+    query: str
+    docs: list
+    labels: list
+    scores: Optional[list] = None
+    prompt: Optional[str] = None
+
+
+class DataError(ValueError):
+    """Malformed input; the message lists each bad record as ``file:line: key: problem``."""
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _need_text(record: dict, key: str, errors: list) -> None:
+    if key not in record:
+        errors.append(f"{key}: missing")
+    elif not isinstance(record[key], str):
+        errors.append(f"{key}: expected a string, got {type(record[key]).__name__}")
+    elif not record[key].strip():
+        errors.append(f"{key}: empty")
+
+
+def _need_texts(record: dict, key: str, errors: list, required: bool) -> None:
+    if key not in record or record[key] is None:
+        if required:
+            errors.append(f"{key}: missing")
+        return
+    value = record[key]
+    if not isinstance(value, list):
+        errors.append(f"{key}: expected a list of strings, got {type(value).__name__}")
+    elif required and not value:
+        errors.append(f"{key}: empty list")
+    elif not all(isinstance(t, str) and t.strip() for t in value):
+        errors.append(f"{key}: every item must be a non-empty string")
+
+
+def _need_scores(record: dict, key: str, texts_key: str, errors: list) -> None:
+    if record.get(key) is None:
+        return
+    value = record[key]
+    if not isinstance(value, list) or not all(_is_number(x) for x in value):
+        errors.append(f"{key}: expected a list of finite numbers")
+    elif isinstance(record.get(texts_key), list) and len(value) != len(record[texts_key]):
+        errors.append(f"{key}: has {len(value)} scores for {len(record[texts_key])} items of '{texts_key}'")
+
+
+def _check_prompt(record: dict, errors: list) -> None:
+    if record.get("prompt") is not None and not isinstance(record["prompt"], str):
+        errors.append("prompt: expected a string")
+
+
+def validate_record(record, fmt: str) -> list:
+    """Problems of one parsed record as ``key: problem`` strings (empty when fine).
+
+    >>> validate_record({"query": "q", "pos": ["a"], "neg": ["b"], "neg_scores": [1, 2]}, "pos_neg")
+    ["neg_scores: has 2 scores for 1 items of 'neg'"]
+    >>> validate_record({"query": "", "content": "c", "label": "1"}, "pointwise")
+    ['query: empty', 'label: expected a number']
+    """
+    if not isinstance(record, dict):
+        return [f"record: expected a JSON object, got {type(record).__name__}"]
+    errors: list = []
+    _need_text(record, "query", errors)
+    _check_prompt(record, errors)
+    if fmt == "pos_neg":
+        _need_texts(record, "pos", errors, required=True)
+        _need_texts(record, "neg", errors, required=False)
+        _need_scores(record, "pos_scores", "pos", errors)
+        _need_scores(record, "neg_scores", "neg", errors)
+        if (record.get("pos_scores") is None) != (record.get("neg_scores") is None) and record.get("neg"):
+            errors.append("pos_scores/neg_scores: give both or neither")
+    elif fmt == "hits":
+        hits = record.get("hits")
+        if not isinstance(hits, list) or not hits:
+            errors.append("hits: expected a non-empty list of {content, label}")
+        else:
+            for i, hit in enumerate(hits):
+                sub: list = []
+                if not isinstance(hit, dict):
+                    sub.append("expected an object")
+                else:
+                    _need_text(hit, "content", sub)
+                    if not _is_number(hit.get("label")):
+                        sub.append("label: expected a number")
+                    if "score" in hit and not _is_number(hit["score"]):
+                        sub.append("score: expected a number")
+                errors.extend(f"hits[{i}].{e}" for e in sub)
+            has_scores = {("score" in h) for h in hits if isinstance(h, dict)}
+            if len(has_scores) > 1:
+                errors.append("hits[*].score: give a score for every hit or for none")
+    elif fmt == "pointwise":
+        _need_text(record, "content", errors)
+        if not _is_number(record.get("label")):
+            errors.append("label: expected a number")
+        if "score" in record and not _is_number(record["score"]):
+            errors.append("score: expected a number")
+    else:
+        raise ValueError(f"unknown data format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    return errors
+
+
+def to_example(record: dict, fmt: str) -> Example:
+    """A validated record -> :class:`Example`."""
+    if fmt == "pos_neg":
+        pos, neg = record["pos"], record.get("neg") or []
+        scores = None
+        if record.get("pos_scores") is not None:
+            scores = [float(s) for s in record["pos_scores"]] + [float(s) for s in (record.get("neg_scores") or [])]
+        return Example(record["query"], pos + neg, [1.0] * len(pos) + [0.0] * len(neg), scores, record.get("prompt"))
+    if fmt == "hits":
+        hits = record["hits"]
+        scores = [float(h["score"]) for h in hits] if "score" in hits[0] else None
+        return Example(record["query"], [h["content"] for h in hits], [float(h["label"]) for h in hits], scores,
+                       record.get("prompt"))
+    scores = [float(record["score"])] if "score" in record else None
+    return Example(record["query"], [record["content"]], [float(record["label"])], scores, record.get("prompt"))
+
+
+def iter_jsonl(path: str) -> Iterator[tuple]:
+    """Yield ``(line_no, record_or_None, errors)`` for each non-blank line of ``path``."""
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield line_no, None, [f"line: not valid UTF-8 ({err.reason} at byte {err.start})"]
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line), []
+            except json.JSONDecodeError as err:
+                yield line_no, None, [f"line: bad JSON ({err.msg} at column {err.colno})"]
+
+
+def scan(paths: Sequence[str], fmt: str, skip_bad_lines: bool = False) -> dict:
+    """Validate every record of ``paths``; returns ``{path: set of bad line numbers}``.
+
+    Raises:
+        DataError: when a record is bad and ``skip_bad_lines`` is False (all problems listed,
+            up to 20), or when no good record is left.
+    """
+    if fmt not in FORMATS:
+        raise DataError(f"unknown data format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    bad: dict = {}
+    problems: list = []
+    n_good = 0
+    for path in paths:
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: file not found")
+        bad[path] = set()
+        for line_no, record, errors in iter_jsonl(path):
+            errors = errors or validate_record(record, fmt)
+            if errors:
+                bad[path].add(line_no)
+                problems.extend(f"{path}:{line_no}: {e}" for e in errors)
+            else:
+                n_good += 1
+    n_bad = sum(len(v) for v in bad.values())
+    if n_bad and not skip_bad_lines:
+        shown = "\n  ".join(problems[:MAX_ERRORS_SHOWN])
+        more = f"\n  ... and {len(problems) - MAX_ERRORS_SHOWN} more" if len(problems) > MAX_ERRORS_SHOWN else ""
+        raise DataError(
+            f"{n_bad} bad record(s) in format '{fmt}' (set data.skip_bad_lines=true to skip them):\n  {shown}{more}"
+        )
+    if n_bad:
+        logger.warning("skipping %d bad record(s); first: %s", n_bad, problems[0])
+    if n_good == 0:
+        raise DataError(f"no usable record in {', '.join(paths)} (format '{fmt}')")
+    return bad
+
+
+def text_hash(text: str) -> int:
+    """Stable signed 64-bit hash of a text (for duplicate checks across processes and runs).
+
+    >>> text_hash("a") == text_hash("a") != text_hash("b")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+
+
+def _generate(paths, fmt, bad, max_examples, stamps):  # stamps only key the datasets cache
+    n = 0
+    for path in paths:
+        for line_no, record, _ in iter_jsonl(path):
+            if line_no in bad[path]:
+                continue
+            if max_examples is not None and n >= max_examples:
+                return
+            ex = to_example(record, fmt)
+            yield {
+                "query": ex.query,
+                "docs": ex.docs,
+                "labels": ex.labels,
+                "scores": ex.scores,
+                "prompt": ex.prompt,
+                "doc_hashes": [text_hash(d) for d in ex.docs],
+            }
+            n += 1
+
+
+def load_examples(
+    paths, fmt: str, skip_bad_lines: bool = False, max_examples: Optional[int] = None, cache_dir: Optional[str] = None
+):
+    """Validate then load JSONL files into a memory-mapped ``datasets.Dataset`` of examples.
+
+    Args:
+        paths: one path or a list of paths.
+        fmt: ``pos_neg``, ``hits`` or ``pointwise``.
+        skip_bad_lines: skip malformed records (logged with a count) instead of failing.
+        max_examples: keep the first N good records only.
+        cache_dir: where ``datasets`` writes the Arrow cache (its default when None).
+
+    Returns:
+        ``datasets.Dataset`` with columns query, docs, labels, scores, prompt, doc_hashes.
+
+    Raises:
+        DataError: bad records (file:line: key: problem), missing file, or nothing usable.
+
+    Example:
+        >>> ds = load_examples("data/example/train.jsonl", "pos_neg", max_examples=2)
+        >>> len(ds), ds[0]["labels"][0]
+        (2, 1.0)
+    """
+    from datasets import Dataset, Features, Sequence as Seq, Value
+
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    bad = scan(paths, fmt, skip_bad_lines)
+    stamps = [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths]
+    features = Features(
+        {
+            "query": Value("string"),
+            "docs": Seq(Value("string")),
+            "labels": Seq(Value("float32")),
+            "scores": Seq(Value("float32")),
+            "prompt": Value("string"),
+            "doc_hashes": Seq(Value("int64")),
+        }
+    )
+    gen_kwargs = {"paths": paths, "fmt": fmt, "bad": bad, "max_examples": max_examples, "stamps": stamps}
+    return Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)

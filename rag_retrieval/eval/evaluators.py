@@ -1,0 +1,197 @@
+"""Rerank and retrieval evaluators: a model in, a dict of mean metrics out.
+
+They work with any model that offers ``encode_queries`` / ``encode_passages`` (bi-encoders) or
+``compute_score(pairs)`` (cross-encoders and other rerankers). Each unique text is encoded once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Optional, Sequence
+
+import torch
+
+from ..data.io import DataError, iter_jsonl, to_example, validate_record
+from .metrics import mean_metrics, query_metrics, rank_by_scores
+
+logger = logging.getLogger(__name__)
+
+
+def _read_examples(path: str, fmt: str, max_queries: Optional[int]) -> list:
+    out, problems = [], []
+    for line_no, record, errors in iter_jsonl(path):
+        errors = errors or validate_record(record, fmt)
+        if errors:
+            problems.extend(f"{path}:{line_no}: {e}" for e in errors)
+            continue
+        out.append(to_example(record, fmt))
+        if max_queries is not None and len(out) >= max_queries:
+            break
+    if problems:
+        raise DataError(f"{len(problems)} problem(s) in evaluation file:\n  " + "\n  ".join(problems[:20]))
+    return out
+
+
+def _unique(texts: Sequence[str]) -> tuple:
+    """(unique texts in first-seen order, index of each input text among them)."""
+    index: dict = {}
+    positions = [index.setdefault(t, len(index)) for t in texts]
+    return list(index), positions
+
+
+class RerankEvaluator:
+    """Rank each query's positives among its candidates (pos + neg), as MTEB reranking tasks.
+
+    Args:
+        path: JSONL in ``pos_neg`` (or ``hits``, graded) format.
+        max_queries: evaluate the first N queries only.
+        k_values: cut-offs for MRR@k, NDCG@k and Recall@k.
+        batch_size: encoding / scoring batch size.
+        fmt: the file's format.
+        name: prefix of the metric names (``rerank`` -> ``rerank_mrr@10``); empty for none.
+
+    Example:
+        >>> from rag_retrieval.models import BiEncoder
+        >>> ev = RerankEvaluator("data/example/test.jsonl", max_queries=5)
+        >>> metrics = ev(BiEncoder.from_pretrained("minilm"))
+        >>> 0 <= metrics["rerank_mrr@10"] <= 1
+        True
+    """
+
+    def __init__(self, path: str, max_queries: Optional[int] = None, k_values: Sequence[int] = (1, 5, 10),
+                 batch_size: int = 128, fmt: str = "pos_neg", name: str = "rerank"):
+        self.path = path
+        self.examples = _read_examples(path, fmt, max_queries)
+        self.k_values = [int(k) for k in k_values]
+        self.batch_size = batch_size
+        self.name = name
+
+    def scores(self, model) -> list:
+        """One list of scores per query, aligned with its ``docs``."""
+        examples = self.examples
+        if hasattr(model, "encode_queries"):
+            queries = [(ex.prompt, ex.query) for ex in examples]
+            uq, q_pos = _unique(queries)
+            ud, d_pos = _unique([d for ex in examples for d in ex.docs])
+            q = model.encode_queries([t for _, t in uq], prompts=[p for p, _ in uq], batch_size=self.batch_size)
+            p = model.encode_passages(ud, batch_size=self.batch_size)
+            out, start = [], 0
+            for i, ex in enumerate(examples):
+                idx = torch.tensor(d_pos[start : start + len(ex.docs)])
+                out.append((p[idx] @ q[q_pos[i]]).tolist())  # (n_docs,)
+                start += len(ex.docs)
+            return out
+        if hasattr(model, "compute_score"):
+            pairs = [(ex.query, d) for ex in examples for d in ex.docs]
+            flat = list(model.compute_score(pairs, batch_size=self.batch_size))
+            out, start = [], 0
+            for ex in examples:
+                out.append(flat[start : start + len(ex.docs)])
+                start += len(ex.docs)
+            return out
+        raise TypeError(f"{type(model).__name__} has neither encode_queries nor compute_score")
+
+    def __call__(self, model) -> dict:
+        t0 = time.time()
+        per_query = []
+        for ex, scores in zip(self.examples, self.scores(model)):
+            ranked = [ex.labels[i] for i in rank_by_scores(scores)]
+            per_query.append(query_metrics(ranked, self.k_values, ex.labels))
+        metrics = mean_metrics(per_query)
+        logger.info("%s: %d queries in %.1fs", self.name or "rerank", len(self.examples), time.time() - t0)
+        prefix = f"{self.name}_" if self.name else ""
+        return {prefix + k: v for k, v in metrics.items()}
+
+
+class RetrievalEvaluator:
+    """Full retrieval over a corpus with exact (brute-force) search; bi-encoders only.
+
+    Args:
+        corpus_path: JSONL ``{"id", "text"}``.
+        queries_path: JSONL ``{"qid", "query", "pos_ids": [...]}`` (qrels into the corpus).
+        max_queries: first N queries only (the whole corpus is still searched).
+        k_values: cut-offs; the search returns ``max(k_values)`` documents per query.
+    """
+
+    def __init__(self, corpus_path: str, queries_path: str, max_queries: Optional[int] = None,
+                 k_values: Sequence[int] = (1, 10, 100), batch_size: int = 128, name: str = "retrieval"):
+        self.corpus_ids, self.corpus_texts = [], []
+        for line_no, rec, errors in iter_jsonl(corpus_path):
+            if errors or not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or "id" not in rec:
+                raise DataError(f"{corpus_path}:{line_no}: expected {{\"id\", \"text\"}} ({'; '.join(errors)})")
+            self.corpus_ids.append(str(rec["id"]))
+            self.corpus_texts.append(rec["text"])
+        self.queries = []
+        for line_no, rec, errors in iter_jsonl(queries_path):
+            if errors or not isinstance(rec, dict) or not isinstance(rec.get("query"), str) \
+                    or not isinstance(rec.get("pos_ids"), list):
+                raise DataError(f"{queries_path}:{line_no}: expected {{\"qid\", \"query\", \"pos_ids\"}}")
+            self.queries.append((rec["query"], {str(i) for i in rec["pos_ids"]}))
+            if max_queries is not None and len(self.queries) >= max_queries:
+                break
+        self.k_values = [int(k) for k in k_values]
+        self.batch_size = batch_size
+        self.name = name
+
+    def __call__(self, model) -> dict:
+        if not hasattr(model, "encode_queries"):
+            raise TypeError("retrieval evaluation needs a bi-encoder (encode_queries / encode_passages)")
+        top = min(max(self.k_values), len(self.corpus_texts))
+        p = model.encode_passages(self.corpus_texts, batch_size=self.batch_size)  # (N, D)
+        q = model.encode_queries([t for t, _ in self.queries], batch_size=self.batch_size)  # (Q, D)
+        per_query = []
+        for start in range(0, len(self.queries), 256):
+            hits = (q[start : start + 256] @ p.T).topk(top, dim=1).indices  # (b, top)
+            for row, (_, positives) in zip(hits.tolist(), self.queries[start : start + 256]):
+                ranked = [1.0 if self.corpus_ids[j] in positives else 0.0 for j in row]
+                per_query.append(query_metrics(ranked, self.k_values, [1.0] * len(positives)))
+        prefix = f"{self.name}_" if self.name else ""
+        return {prefix + k: v for k, v in mean_metrics(per_query).items()}
+
+
+class EvaluatorGroup:
+    """Run several evaluators and merge their metrics."""
+
+    def __init__(self, evaluators: Sequence):
+        self.evaluators = list(evaluators)
+
+    def __call__(self, model) -> dict:
+        out: dict = {}
+        for ev in self.evaluators:
+            out.update(ev(model))
+        return out
+
+
+def build_evaluator(eval_args) -> Optional[EvaluatorGroup]:
+    """Evaluators for the ``eval:`` config section, or None when it names no file."""
+    evaluators = []
+    if eval_args.rerank_path:
+        evaluators.append(RerankEvaluator(eval_args.rerank_path, eval_args.max_queries, eval_args.k_values,
+                                          eval_args.batch_size))
+    if eval_args.corpus_path:
+        evaluators.append(RetrievalEvaluator(eval_args.corpus_path, eval_args.queries_path, eval_args.max_queries,
+                                             eval_args.k_values, eval_args.batch_size))
+    return EvaluatorGroup(evaluators) if evaluators else None
+
+
+def format_table(rows: dict, keys: Optional[Sequence[str]] = None) -> str:
+    """Markdown table: one row per name in ``rows`` ({name: {metric: value}}), one column per metric.
+
+    >>> print(format_table({"before": {"mrr@10": 0.5}, "after": {"mrr@10": 0.75}}))
+    | model | mrr@10 |
+    |---|---|
+    | before | 0.5000 |
+    | after | 0.7500 |
+    """
+    keys = list(keys or next(iter(rows.values())).keys())
+    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, metrics in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{metrics.get(k, float('nan')):.4f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def dump_metrics(path: str, metrics: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(metrics, f, indent=1)

@@ -1,0 +1,297 @@
+"""Bi-encoder (embedding) model: one transformer encodes queries and passages apart."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+from .hub import resolve_model_path
+from .pooling import POOLING_MODES, pool, truncate_and_normalize
+from .weights import load_encoder_weights, maybe_wrap_lora, save_encoder, strip_prefix
+
+ST_POOLING_KEYS = {
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "last_token": "pooling_mode_lasttoken",
+}
+
+
+def read_sentence_transformers_config(path: str) -> dict:
+    """Pooling, normalisation, prompts and lengths from a sentence-transformers folder, if any.
+
+    Returns an empty dict for a plain transformers checkpoint (or a hub id).
+    """
+    if not os.path.isfile(os.path.join(path, "modules.json")):
+        return {}
+    out: dict = {}
+    with open(os.path.join(path, "modules.json")) as f:
+        modules = json.load(f)
+    for module in modules:
+        kind = module["type"].rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            with open(os.path.join(path, module["path"], "config.json")) as f:
+                cfg = json.load(f)
+            mode = cfg.get("pooling_mode")
+            if isinstance(mode, str):
+                out["pooling"] = {"lasttoken": "last_token"}.get(mode, mode)
+            for ours, key in ST_POOLING_KEYS.items():
+                if cfg.get(key):
+                    out["pooling"] = ours
+        if kind == "Normalize":
+            out["normalize"] = True
+    out.setdefault("normalize", False)
+    for name in ("config_sentence_transformers.json", "sentence_bert_config.json"):
+        file = os.path.join(path, name)
+        if os.path.isfile(file):
+            with open(file) as f:
+                cfg = json.load(f)
+            prompts = cfg.get("prompts") or {}
+            if "query" in prompts:
+                out["query_instruction"] = prompts["query"]
+            for key in ("document", "passage"):
+                if key in prompts:
+                    out["passage_instruction"] = prompts[key]
+            if cfg.get("max_seq_length"):
+                out["max_seq_length"] = cfg["max_seq_length"]
+            if cfg.get("matryoshka_dims"):
+                out["matryoshka_dims"] = cfg["matryoshka_dims"]
+    return out
+
+
+class BiEncoder(nn.Module):
+    """Encode queries and passages into vectors with a shared transformer.
+
+    Args:
+        encoder: a ``transformers`` base model (``AutoModel``), optionally wrapped by peft.
+        tokenizer: its tokenizer.
+        pooling: ``cls``, ``mean`` or ``last_token`` (padding-side safe).
+        normalize: L2-normalise the vectors (cosine similarity as dot product).
+        query_instruction / passage_instruction: text put before every query / passage.
+        query_max_len / passage_max_len: token limits used by :meth:`encode_queries` / ``encode_passages``.
+        matryoshka_dims: the truncation dims it was trained for (recorded on save).
+
+    Example:
+        >>> model = BiEncoder.from_pretrained("minilm")
+        >>> q = model.encode_queries(["open source web browser"])
+        >>> p = model.encode_passages(["Firefox is a web browser.", "GNU C compiler."])
+        >>> (q @ p.T).argmax().item()
+        0
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer,
+        pooling: str = "mean",
+        normalize: bool = True,
+        query_instruction: str = "",
+        passage_instruction: str = "",
+        query_max_len: int = 64,
+        passage_max_len: int = 256,
+        matryoshka_dims: Optional[Sequence[int]] = None,
+    ):
+        super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"unknown pooling '{pooling}'; choose one of: {', '.join(POOLING_MODES)}")
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.normalize = normalize
+        self.query_instruction = query_instruction
+        self.passage_instruction = passage_instruction
+        self.query_max_len = query_max_len
+        self.passage_max_len = passage_max_len
+        self.matryoshka_dims = list(matryoshka_dims) if matryoshka_dims else None
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name_or_path: str,
+        pooling: Optional[str] = None,
+        normalize: Optional[bool] = None,
+        query_instruction: Optional[str] = None,
+        passage_instruction: Optional[str] = None,
+        query_max_len: Optional[int] = None,
+        passage_max_len: Optional[int] = None,
+        dtype: Optional[str] = None,
+        attn_implementation: Optional[str] = None,
+        trust_remote_code: bool = False,
+        lora: Optional[dict] = None,
+    ) -> "BiEncoder":
+        """Load from a hub id, a local folder (ours or sentence-transformers') or an alias.
+
+        Arguments left as None take the folder's sentence-transformers settings, else defaults
+        (mean pooling, normalised, no instructions).
+        """
+        path = resolve_model_path(model_name_or_path)
+        st = read_sentence_transformers_config(path) if os.path.isdir(path) else {}
+        kwargs = {"trust_remote_code": trust_remote_code}
+        if dtype:
+            kwargs["dtype"] = getattr(torch, dtype)
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        encoder = AutoModel.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if tokenizer.pad_token is None:  # decoder LLMs ship without one
+            tokenizer.pad_token = tokenizer.eos_token
+        encoder = maybe_wrap_lora(encoder, lora, task_type="FEATURE_EXTRACTION")
+        pick = lambda ours, key, default: ours if ours is not None else st.get(key, default)  # noqa: E731
+        return cls(
+            encoder,
+            tokenizer,
+            pooling=pick(pooling, "pooling", "mean"),
+            normalize=pick(normalize, "normalize", True),
+            query_instruction=pick(query_instruction, "query_instruction", ""),
+            passage_instruction=pick(passage_instruction, "passage_instruction", ""),
+            query_max_len=query_max_len or 64,
+            passage_max_len=passage_max_len or st.get("max_seq_length", 256),
+            matryoshka_dims=st.get("matryoshka_dims"),
+        )
+
+    @classmethod
+    def from_args(cls, model_args, data_args=None, matryoshka_dims=None) -> "BiEncoder":
+        """Build from the ``model:`` (and ``data:``) config sections."""
+        lora = None
+        if model_args.use_lora:
+            lora = {
+                "r": model_args.lora_r,
+                "lora_alpha": model_args.lora_alpha,
+                "lora_dropout": model_args.lora_dropout,
+                "target_modules": model_args.lora_target_modules,
+            }
+        model = cls.from_pretrained(
+            model_args.model_name_or_path,
+            pooling=model_args.pooling,
+            normalize=model_args.normalize,
+            query_instruction=model_args.query_instruction,
+            passage_instruction=model_args.passage_instruction,
+            query_max_len=data_args.query_max_len if data_args else None,
+            passage_max_len=data_args.passage_max_len if data_args else None,
+            dtype=model_args.dtype,
+            attn_implementation=model_args.attn_implementation,
+            trust_remote_code=model_args.trust_remote_code,
+            lora=lora,
+        )
+        if matryoshka_dims:
+            model.matryoshka_dims = [int(d) for d in matryoshka_dims]
+        return model
+
+    # ---- training ------------------------------------------------------------------------
+    @property
+    def embedding_dim(self) -> int:
+        return self.encoder.config.hidden_size
+
+    def embed(self, features: dict) -> torch.Tensor:
+        """Tokenised batch -> pooled (and normalised) vectors (B, D)."""
+        hidden = self.encoder(**features).last_hidden_state  # (B, L, D)
+        reps = pool(hidden, features["attention_mask"], self.pooling)  # (B, D)
+        return truncate_and_normalize(reps, None, self.normalize)
+
+    def forward(self, query: Optional[dict] = None, passage: Optional[dict] = None) -> dict:
+        """Returns ``{"q_reps": (B, D), "p_reps": (B*G, D)}`` for the inputs given."""
+        out = {}
+        if query is not None:
+            out["q_reps"] = self.embed(query)
+        if passage is not None:
+            out["p_reps"] = self.embed(passage)
+        return out
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+        self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+        if hasattr(self.encoder, "enable_input_require_grads"):  # LoRA: frozen embeddings need this
+            self.encoder.enable_input_require_grads()
+
+    # ---- inference -----------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str], max_length: int) -> dict:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        instruction: str = "",
+        max_length: Optional[int] = None,
+        batch_size: int = 64,
+        dim: Optional[int] = None,
+        show_progress: bool = False,
+    ) -> torch.Tensor:
+        """Encode texts into a float32 CPU tensor (N, D), in input order.
+
+        Batches are built from texts sorted by length, so padding is small; ``dim`` truncates
+        (Matryoshka) and re-normalises.
+        """
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        texts = [instruction + t for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = torch.empty(len(texts), dim or self.embedding_dim)
+        batches = range(0, len(texts), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="encode", unit="batch")
+        for start in batches:
+            idx = order[start : start + batch_size]
+            features = self.tokenize([texts[i] for i in idx], max_length or self.passage_max_len).to(device)
+            reps = self.embed(features).float()
+            out[idx] = truncate_and_normalize(reps, dim, self.normalize).cpu() if dim else reps.cpu()
+        self.train(was_training)
+        return out
+
+    def encode_queries(self, queries: Sequence[str], prompts: Optional[Sequence[Optional[str]]] = None, **kw):
+        """Encode queries with the query instruction (or a per-query prompt when given)."""
+        if prompts is not None:  # per-query instructions: prepend here, no shared instruction
+            queries = [(p if p is not None else self.query_instruction) + q for q, p in zip(queries, prompts)]
+            return self.encode(queries, "", kw.pop("max_length", self.query_max_len), **kw)
+        return self.encode(queries, self.query_instruction, kw.pop("max_length", self.query_max_len), **kw)
+
+    def encode_passages(self, passages: Sequence[str], **kw):
+        """Encode passages with the passage instruction."""
+        return self.encode(passages, self.passage_instruction, kw.pop("max_length", self.passage_max_len), **kw)
+
+    # ---- saving --------------------------------------------------------------------------
+    def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
+        """Save in the sentence-transformers layout (loads with ``SentenceTransformer(path)``).
+
+        The transformer weights and tokenizer sit at the root (``AutoModel`` loads them too);
+        ``modules.json``, ``1_Pooling/`` and ``2_Normalize/`` describe pooling and
+        normalisation; ``config_sentence_transformers.json`` holds the query/passage prompts and
+        the Matryoshka dims. With LoRA, checkpoints hold the adapter; ``merge_lora`` merges it
+        (final export).
+        """
+        self.encoder = save_encoder(self.encoder, self.tokenizer, output_dir, strip_prefix(state_dict, "encoder."), merge_lora)
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+        modules.append({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"})
+        pooling_cfg = {"word_embedding_dimension": self.embedding_dim, "include_prompt": True}
+        pooling_cfg.update({key: mode == self.pooling for mode, key in ST_POOLING_KEYS.items()})
+        pooling_cfg.update({"pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False})
+        os.makedirs(os.path.join(output_dir, "1_Pooling"), exist_ok=True)
+        with open(os.path.join(output_dir, "1_Pooling", "config.json"), "w") as f:
+            json.dump(pooling_cfg, f, indent=2)
+        if self.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+            os.makedirs(os.path.join(output_dir, "2_Normalize"), exist_ok=True)
+        with open(os.path.join(output_dir, "modules.json"), "w") as f:
+            json.dump(modules, f, indent=2)
+        with open(os.path.join(output_dir, "sentence_bert_config.json"), "w") as f:
+            json.dump({"max_seq_length": self.passage_max_len, "do_lower_case": False}, f, indent=2)
+        st_config = {
+            "prompts": {"query": self.query_instruction, "document": self.passage_instruction},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine" if self.normalize else "dot",
+            "matryoshka_dims": self.matryoshka_dims,
+            "rag_retrieval": {"kind": "embedding", "pooling": self.pooling, "query_max_len": self.query_max_len},
+        }
+        with open(os.path.join(output_dir, "config_sentence_transformers.json"), "w") as f:
+            json.dump(st_config, f, indent=2)
+
+    def load_weights(self, checkpoint_dir: str) -> None:
+        """Load weights saved by :meth:`save_pretrained` into this model (resume, best model)."""
+        load_encoder_weights(self.encoder, checkpoint_dir)

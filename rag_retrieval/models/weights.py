@@ -1,0 +1,92 @@
+"""Saving and loading transformer weights, with or without a LoRA adapter (peft).
+
+Every model kind keeps a ``transformers`` model inside; these helpers give them one on-disk
+convention: weights and tokenizer at the folder root (so plain ``from_pretrained`` loads them),
+or a peft adapter there during training with LoRA.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from torch import nn
+
+ADAPTER_FILE = "adapter_model.safetensors"
+
+
+def is_peft(module: nn.Module) -> bool:
+    return hasattr(module, "peft_config")
+
+
+def maybe_wrap_lora(model: nn.Module, lora: Optional[dict], task_type: str) -> nn.Module:
+    """Wrap ``model`` with a LoRA adapter when ``lora`` (r, lora_alpha, lora_dropout, target_modules) is given."""
+    if not lora:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(task_type=task_type, **{k: v for k, v in lora.items() if v is not None})
+    return get_peft_model(model, config)
+
+
+def strip_prefix(state_dict: Optional[dict], prefix: str) -> Optional[dict]:
+    """Keep the entries under ``prefix`` with the prefix removed (None stays None).
+
+    >>> strip_prefix({"encoder.w": 1, "head.b": 2}, "encoder.")
+    {'w': 1}
+    """
+    if state_dict is None:
+        return None
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def save_encoder(
+    model: nn.Module, tokenizer, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False
+) -> nn.Module:
+    """Save a transformers model (plain or peft) and its tokenizer to ``output_dir``.
+
+    Returns the model that was saved (the merged one when ``merge_lora``).
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    if is_peft(model) and merge_lora:
+        model = model.merge_and_unload()
+        state_dict = None  # the merged weights are the live ones
+    model.save_pretrained(output_dir, state_dict=state_dict)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(output_dir)
+    return model
+
+
+def load_encoder_weights(model: nn.Module, checkpoint_dir: str) -> None:
+    """Load weights written by :func:`save_encoder` into ``model`` in place.
+
+    Raises:
+        FileNotFoundError: no weights in ``checkpoint_dir``.
+        RuntimeError: the weights do not fit the model (missing or unexpected keys).
+    """
+    from safetensors.torch import load_file
+
+    adapter = os.path.join(checkpoint_dir, ADAPTER_FILE)
+    if is_peft(model) and os.path.isfile(adapter):
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(adapter))
+        if getattr(result, "unexpected_keys", None):
+            raise RuntimeError(f"{adapter}: unexpected adapter keys {result.unexpected_keys[:5]}")
+        return
+    single = os.path.join(checkpoint_dir, "model.safetensors")
+    if os.path.isfile(single):
+        target = model.get_base_model() if is_peft(model) else model
+        missing, unexpected = target.load_state_dict(load_file(single), strict=False)
+        tied = set(getattr(target, "_tied_weights_keys", None) or [])
+        missing = [k for k in missing if k not in tied]
+        if missing or unexpected:
+            raise RuntimeError(f"{single}: weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return
+    if os.path.isfile(os.path.join(checkpoint_dir, "model.safetensors.index.json")):
+        from transformers.trainer_utils import load_sharded_checkpoint
+
+        load_sharded_checkpoint(model.get_base_model() if is_peft(model) else model, checkpoint_dir, strict=True)
+        return
+    raise FileNotFoundError(f"no model weights ({ADAPTER_FILE} or model.safetensors) in {checkpoint_dir}")
+

@@ -1,0 +1,51 @@
+"""TrainingArguments plus the few run-safety keys of rag-retrieval (the ``train:`` section)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+
+
+@dataclass
+class RetrievalTrainingArguments(TrainingArguments):
+    """``transformers.TrainingArguments`` with:
+
+    - ``overwrite_output_dir``: allow training into a folder that already holds a finished model.
+    - ``resume_from_checkpoint``: a checkpoint folder, or ``last`` for the newest one in output_dir.
+    """
+
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
+
+
+def resolve_resume(args: RetrievalTrainingArguments):
+    """The checkpoint to resume from (``last`` -> newest in output_dir), or None."""
+    ckpt = args.resume_from_checkpoint
+    if ckpt in (None, "", False):
+        return None
+    if str(ckpt).lower() in ("last", "latest", "true"):
+        last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        if last is None:
+            raise FileNotFoundError(f"train.resume_from_checkpoint={ckpt}: no checkpoint-* folder in {args.output_dir}")
+        return last
+    if not os.path.isdir(ckpt):
+        raise FileNotFoundError(f"train.resume_from_checkpoint: no such folder: {ckpt}")
+    return ckpt
+
+
+def check_output_dir(args: RetrievalTrainingArguments) -> None:
+    """Refuse to train over a finished model unless asked (resuming is fine).
+
+    Raises:
+        FileExistsError: output_dir holds a finished model and neither
+            ``train.overwrite_output_dir`` nor ``train.resume_from_checkpoint`` is set.
+    """
+    finished = os.path.isfile(os.path.join(args.output_dir, "model.safetensors")) or os.path.isfile(
+        os.path.join(args.output_dir, "adapter_model.safetensors"))
+    if finished and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+        raise FileExistsError(
+            f"{args.output_dir} already holds a trained model; set train.overwrite_output_dir=true to replace it, "
+            "train.resume_from_checkpoint=last to continue, or choose another train.output_dir")
