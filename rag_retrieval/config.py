@@ -181,8 +181,15 @@ def _fields(cls) -> list:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
+def _yaml_no(cls, values: dict) -> dict:
+    """YAML reads a bare ``no`` as False; give it back as "no" to non-bool fields (save_strategy: no)."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    return {k: "no" if v is False and "bool" not in types.get(k, "bool") else v for k, v in values.items()}
+
+
 def _build(cls, section: str, values: dict, where: str):
     valid = _fields(cls)
+    values = _yaml_no(cls, values)
     for key in values:
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)

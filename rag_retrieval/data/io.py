@@ -88,7 +88,7 @@ def _check_prompt(record: dict, errors: list) -> None:
 def validate_record(record, fmt: str) -> list:
     """Problems of one parsed record as ``key: problem`` strings (empty when fine).
 
-    >>> validate_record({"query": "q", "pos": ["a"], "neg": ["b"], "neg_scores": [1, 2]}, "pos_neg")
+    >>> validate_record({"query": "q", "pos": ["a"], "neg": ["b"], "pos_scores": [1], "neg_scores": [1, 2]}, "pos_neg")
     ["neg_scores: has 2 scores for 1 items of 'neg'"]
     >>> validate_record({"query": "", "content": "c", "label": "1"}, "pointwise")
     ['query: empty', 'label: expected a number']

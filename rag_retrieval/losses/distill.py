@@ -37,8 +37,8 @@ class KLDistillLoss(nn.Module):
     Example:
         >>> loss = KLDistillLoss(temperature=1.0)
         >>> s = torch.tensor([[2., 1., 0.]])
-        >>> loss(scores=s, teacher_scores=s).item()  # same distribution
-        0.0
+        >>> abs(loss(scores=s, teacher_scores=s).item()) < 1e-6  # same distribution
+        True
     """
 
     def __init__(self, temperature: float = 1.0, teacher_temperature: float = 1.0, score_fn: Callable = dot_scores):

@@ -14,19 +14,25 @@ OFFLINE_ALIASES = {
 
 
 def _build_tiny_bert(path: str) -> None:
-    """A 2-layer, hidden-32 random BERT with the MiniLM tokenizer (tests and smoke runs)."""
+    """A 2-layer, hidden-32 random BERT with the MiniLM tokenizer (tests and smoke runs).
+
+    No dropout, so runs that differ only in batching (accumulation, processes) can match exactly.
+    """
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+                        intermediate_size=64, max_position_embeddings=512, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
     BertModel(config).save_pretrained(path)
     AutoTokenizer.from_pretrained(resolve_model_path("minilm")).save_pretrained(path)
 
 
-# alias -> builder of a tiny random model, cached under $RAG_RETRIEVAL_CACHE (~/.cache/rag_retrieval)
+# alias -> builder of a tiny random model, cached under $RAG_RETRIEVAL_CACHE (~/.cache/rag_retrieval);
+# bump TINY_VERSION when a builder changes so caches are rebuilt
 TINY_MODELS = {"tiny-bert": _build_tiny_bert}
+TINY_VERSION = 2
 
 
 def _cache_dir() -> str:
@@ -53,7 +59,7 @@ def resolve_model_path(name_or_path: str) -> str:
     if os.path.isdir(name_or_path):
         return name_or_path
     if name_or_path in TINY_MODELS:
-        path = os.path.join(_cache_dir(), name_or_path)
+        path = os.path.join(_cache_dir(), f"{name_or_path}-v{TINY_VERSION}")
         if not os.path.isfile(os.path.join(path, "config.json")):
             tmp = f"{path}.tmp{os.getpid()}"
             TINY_MODELS[name_or_path](tmp)

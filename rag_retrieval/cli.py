@@ -1,0 +1,31 @@
+"""``rag-retrieval`` command: one entry for training and evaluation.
+
+    rag-retrieval train embedding --config configs/embedding/minilm_pkgdesc_cpu.yaml key=value ...
+    rag-retrieval eval --model outputs/x --rerank data/pkgdesc/test.jsonl
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding"}
+COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__"}
+
+
+def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit(f"usage: rag-retrieval {{{'|'.join(COMMANDS)}}} ...  (got {argv[:1] or 'nothing'})")
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        if not rest or rest[0] not in TRAIN_KINDS:
+            sys.exit(f"usage: rag-retrieval train {{{'|'.join(TRAIN_KINDS)}}} --config FILE [key=value ...]")
+        sys.argv = [f"rag-retrieval train {rest[0]}", *rest[1:]]
+        importlib.import_module(TRAIN_KINDS[rest[0]]).main(rest[1:])
+        return
+    importlib.import_module(COMMANDS[command]).main(rest)
+
+
+if __name__ == "__main__":
+    main()
