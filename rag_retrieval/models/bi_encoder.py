@@ -202,8 +202,9 @@ class BiEncoder(nn.Module):
             out["p_reps"] = self.embed(passage)
         return out
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
-        self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    def activation_checkpointing_enable(self, **kwargs):
+        """Called by the Trainer for ``train.gradient_checkpointing``; forwarded to the transformer."""
+        self.encoder.activation_checkpointing_enable(**kwargs)
         if hasattr(self.encoder, "enable_input_require_grads"):  # LoRA: frozen embeddings need this
             self.encoder.enable_input_require_grads()
 

@@ -33,6 +33,18 @@ def test_tiny_run_trains_saves_and_reports(tmp_path):
     assert st.encode(["x"]).shape == (1, 32)
 
 
+def test_eval_during_training_picks_the_best_checkpoint(tmp_path):
+    main(tiny_args(tmp_path, "eval.before_training=false", "train.eval_strategy=steps", "train.eval_steps=2",
+                   "train.save_strategy=steps", "train.save_steps=2", "train.load_best_model_at_end=true",
+                   "train.metric_for_best_model=rerank_mrr@10", "train.activation_checkpointing=true"))
+    import json
+
+    state = json.load(open(tmp_path / "checkpoint-4" / "trainer_state.json"))
+    evals = [log for log in state["log_history"] if "eval_rerank_mrr@10" in log]
+    assert [log["step"] for log in evals] == [2, 4]
+    assert state["best_metric"] == max(log["eval_rerank_mrr@10"] for log in evals)
+
+
 def test_finished_model_is_not_overwritten(tmp_path):
     main(tiny_args(tmp_path, "eval.before_training=false"))
     before = weights(tmp_path)
