@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding"}
+TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker"}
 COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__"}
 
 

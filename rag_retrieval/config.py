@@ -90,15 +90,16 @@ class DataArgs:
         return [self.train_path] if isinstance(self.train_path, str) else list(self.train_path)
 
 
-EMBEDDING_LOSSES = ("infonce", "kl_distill", "infonce+kl_distill")
+EMBEDDING_LOSSES = ("infonce", "kl_distill")
+RANKING_LOSSES = ("bce", "mse", "ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")
 
 
 @dataclass
 class LossArgs:
     """``loss:`` section: what to optimise."""
 
-    name: str = "infonce"
-    temperature: float = 0.02
+    name: str = "infonce"  # one loss, or several joined with '+' (summed, each logged)
+    temperature: Optional[float] = None  # student score temperature; None: 0.02 (embedding), 1.0 (rerankers)
     cross_device_negatives: bool = True  # gather passages from every process as extra negatives
     in_batch_negatives: bool = True  # False: each query sees only its own group
     matryoshka_dims: Optional[list] = None  # e.g. [384, 256, 128]; None = no Matryoshka
@@ -107,7 +108,7 @@ class LossArgs:
     kl_weight: float = 1.0  # weight of kl_distill in infonce+kl_distill
 
     def __post_init__(self):
-        if self.temperature <= 0 or self.teacher_temperature <= 0:
+        if (self.temperature is not None and self.temperature <= 0) or self.teacher_temperature <= 0:
             raise ConfigError("loss.temperature and loss.teacher_temperature must be > 0")
         if self.matryoshka_weights is not None:
             if not self.matryoshka_dims or len(self.matryoshka_weights) != len(self.matryoshka_dims):
@@ -258,8 +259,9 @@ def load_config(argv: Optional[Sequence[str]] = None, loss_choices: Sequence[str
     model = _build(ModelArgs, "model", raw.get("model") or {}, path)
     data = _build(DataArgs, "data", raw.get("data") or {}, path)
     loss = _build(LossArgs, "loss", raw.get("loss") or {}, path)
-    if loss.name not in loss_choices:
-        raise ConfigError(f"{path}: loss.name={loss.name!r} is not valid here; choose one of: {', '.join(loss_choices)}")
+    if any(part not in loss_choices for part in loss.name.split("+")):
+        raise ConfigError(f"{path}: loss.name={loss.name!r} is not valid here; choose one of: "
+                          f"{', '.join(loss_choices)} (or several joined with '+')")
     evaluation = _build(EvalArgs, "eval", raw.get("eval") or {}, path)
     train_values = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
     train = _build(_training_arguments_cls(), "train", train_values, path)

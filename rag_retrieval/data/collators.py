@@ -44,3 +44,27 @@ class EmbeddingCollator:
         if scores is not None:
             batch["targets"]["teacher_scores"] = scores  # (B, G)
         return batch
+
+
+@dataclass
+class PairCollator:
+    """Batch grouped items for a pair scorer (cross-encoder): one row per (query, passage).
+
+    ``tokenize(queries, docs)`` is the model's own, so training and inference build the same
+    inputs. Returns ``{"features": tokenised (B*G) pairs, "targets": {"labels": (B, G),
+    "teacher_scores": (B, G)?}}``.
+    """
+
+    tokenize: object
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, items: list) -> dict:
+        import torch
+
+        queries = [it["query"] for it in items for _ in it["passages"]]  # (B*G,)
+        docs = [p for it in items for p in it["passages"]]
+        targets = {"labels": torch.tensor([it["labels"] for it in items], dtype=torch.float32)}  # (B, G)
+        scores = teacher_scores_tensor(items)
+        if scores is not None:
+            targets["teacher_scores"] = scores
+        return {"features": dict(self.tokenize(queries, docs, self.pad_to_multiple_of)), "targets": targets}

@@ -66,7 +66,7 @@ def no_duplicate_order(order: np.ndarray, keys: np.ndarray, batch_size: int) -> 
 
 
 class GroupedDataset(torch.utils.data.Dataset):
-    """Each item: one query, 1 positive + ``group_size - 1`` negatives, teacher scores if any.
+    """Each item: one query, 1 positive + ``group_size - 1`` negatives, their labels, teacher scores if any.
 
     Args:
         examples: ``datasets.Dataset`` from :func:`rag_retrieval.data.io.load_examples`.
@@ -135,27 +135,21 @@ class GroupedDataset(torch.utils.data.Dataset):
         rng = self._rng(i)
         neg_pool = np.flatnonzero(labels < labels[pos])
         k = self.group_size - 1
-        passages = [row["docs"][pos]]
         chosen = [pos]
         if k > 0 and len(neg_pool) > 0:
-            picks = rng.choice(neg_pool, size=k, replace=len(neg_pool) < k)
-            chosen += picks.tolist()
-            passages += [row["docs"][j] for j in picks]
-        elif k > 0:  # no negatives of its own: random documents of other examples
+            chosen += rng.choice(neg_pool, size=k, replace=len(neg_pool) < k).tolist()
+        passages = [row["docs"][j] for j in chosen]
+        item_labels = [float(labels[j]) for j in chosen]
+        if k > 0 and len(neg_pool) == 0:  # no negatives of its own: random documents of other examples
             for _ in range(k):
                 other = int(rng.integers(len(self.examples) - 1)) if len(self.examples) > 1 else 0
                 other += other >= i and len(self.examples) > 1
                 docs = self.examples[other]["docs"]
                 passages.append(docs[int(rng.integers(len(docs)))])
-            chosen = None
-        item = {
-            "query": row["query"],
-            "passages": passages,
-            "prompt": row["prompt"],
-            "labels": [1.0] + [0.0] * k,
-        }
-        if self.has_scores:
-            item["teacher_scores"] = [row["scores"][j] for j in chosen] if chosen else None
+                item_labels.append(0.0)
+        item = {"query": row["query"], "passages": passages, "prompt": row["prompt"], "labels": item_labels}
+        if self.has_scores:  # teacher scores exist only for the example's own documents
+            item["teacher_scores"] = [row["scores"][j] for j in chosen] if len(chosen) == len(passages) else None
         return item
 
 

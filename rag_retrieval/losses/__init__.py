@@ -7,6 +7,8 @@ from torch import nn
 from .contrastive import InfoNCELoss
 from .distill import KLDistillLoss, group_scores
 from .matryoshka import MatryoshkaLoss
+from .ranking import (LambdaLoss, ListMLELoss, ListNetLoss, ListwiseCELoss, PointwiseBCELoss, PointwiseMSELoss,
+                      RankNetLoss)
 
 
 class CombinedLoss(nn.Module):
@@ -21,22 +23,50 @@ class CombinedLoss(nn.Module):
         return {name: self.weights.get(name, 1.0) * loss(*args, **kwargs) for name, loss in self.parts.items()}
 
 
-def build_embedding_loss(loss_args, normalize: bool = True) -> nn.Module:
-    """The loss of the ``loss:`` config section for bi-encoders (names listed in the error)."""
-    makers = {
-        "infonce": lambda: InfoNCELoss(loss_args.temperature, in_batch_negatives=loss_args.in_batch_negatives,
-                                       cross_device=loss_args.cross_device_negatives),
-        "kl_distill": lambda: KLDistillLoss(loss_args.temperature, loss_args.teacher_temperature),
-    }
-    names = loss_args.name.split("+")
+def _combine(name: str, makers: dict, kl_weight: float) -> nn.Module:
+    """``"a+b"`` -> CombinedLoss of makers a and b; unknown names list the options."""
+    names = name.split("+")
     unknown = [n for n in names if n not in makers]
     if unknown:
-        raise ValueError(f"unknown loss '{loss_args.name}'; choose from: {', '.join(makers)} (join with '+')")
-    loss = makers[names[0]]() if len(names) == 1 else CombinedLoss(
-        {n: makers[n]() for n in names}, {"kl_distill": loss_args.kl_weight})
+        raise ValueError(f"unknown loss '{name}'; choose from: {', '.join(makers)} (join with '+')")
+    if len(names) == 1:
+        return makers[names[0]]()
+    return CombinedLoss({n: makers[n]() for n in names}, {"kl_distill": kl_weight})
+
+
+def build_embedding_loss(loss_args, normalize: bool = True) -> nn.Module:
+    """The loss of the ``loss:`` config section for bi-encoders (temperature default 0.02)."""
+    t = loss_args.temperature if loss_args.temperature is not None else 0.02
+    makers = {
+        "infonce": lambda: InfoNCELoss(t, in_batch_negatives=loss_args.in_batch_negatives,
+                                       cross_device=loss_args.cross_device_negatives),
+        "kl_distill": lambda: KLDistillLoss(t, loss_args.teacher_temperature),
+    }
+    loss = _combine(loss_args.name, makers, loss_args.kl_weight)
     if loss_args.matryoshka_dims:
         loss = MatryoshkaLoss(loss, loss_args.matryoshka_dims, loss_args.matryoshka_weights, normalize=normalize)
     return loss
 
 
-__all__ = ["CombinedLoss", "InfoNCELoss", "KLDistillLoss", "MatryoshkaLoss", "build_embedding_loss", "group_scores"]
+RANKING_LOSSES = {
+    "bce": lambda a, t: PointwiseBCELoss(),
+    "mse": lambda a, t: PointwiseMSELoss(),
+    "ranknet": lambda a, t: RankNetLoss(),
+    "listwise_ce": lambda a, t: ListwiseCELoss(t),
+    "listnet": lambda a, t: ListNetLoss(t),
+    "listmle": lambda a, t: ListMLELoss(),
+    "lambda": lambda a, t: LambdaLoss(),
+    "kl_distill": lambda a, t: KLDistillLoss(t, a.teacher_temperature),
+}
+LISTWISE = ("ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")  # need group_size > 1
+
+
+def build_ranking_loss(loss_args) -> nn.Module:
+    """The loss of the ``loss:`` config section for rerankers (scores are logits: temperature default 1)."""
+    t = loss_args.temperature if loss_args.temperature is not None else 1.0
+    return _combine(loss_args.name, {n: (lambda make=make: make(loss_args, t)) for n, make in RANKING_LOSSES.items()},
+                    loss_args.kl_weight)
+
+
+__all__ = ["LISTWISE", "RANKING_LOSSES", "build_ranking_loss", "LambdaLoss", "ListMLELoss", "ListNetLoss",
+           "ListwiseCELoss", "PointwiseBCELoss", "PointwiseMSELoss", "RankNetLoss", "CombinedLoss", "InfoNCELoss", "KLDistillLoss", "MatryoshkaLoss", "build_embedding_loss", "group_scores"]

@@ -31,7 +31,7 @@ class KLDistillLoss(nn.Module):
         score_fn: passage scorer, as in :class:`InfoNCELoss`.
 
     Inputs:
-        q_reps (B, D), p_reps (B*G, D) for embedding models, or ``scores`` (B, G) directly;
+        q_reps (B, D), p_reps (B*G, D) for embedding models, or ``scores`` (B*G,) or (B, G) directly;
         teacher_scores (B, G), the positive first.
 
     Example:
@@ -52,6 +52,7 @@ class KLDistillLoss(nn.Module):
             raise ValueError("kl_distill needs teacher scores: give pos_scores/neg_scores (or hits[].score) in the data")
         if scores is None:
             scores = group_scores(q_reps, p_reps, self.score_fn)  # (B, G)
+        scores = scores.view(teacher_scores.shape)  # rerankers give (B*G,)
         target = F.softmax(teacher_scores.to(scores.dtype) / self.teacher_temperature, dim=-1)  # (B, G)
         log_student = F.log_softmax(scores / self.temperature, dim=-1)  # (B, G)
         return F.kl_div(log_student, target, reduction="batchmean")

@@ -1,6 +1,7 @@
 """Models score with the same code in training and inference."""
 
 from .bi_encoder import BiEncoder
+from .cross_encoder import CrossEncoder
 from .hub import resolve_model_path
 
-__all__ = ["BiEncoder", "resolve_model_path"]
+__all__ = ["BiEncoder", "CrossEncoder", "resolve_model_path"]

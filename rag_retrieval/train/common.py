@@ -23,6 +23,61 @@ def init_run(cfg) -> None:
         cfg.save()
 
 
+def check_ranking_setup(cfg, listwise_losses) -> None:
+    """Loss and grouping must fit: listwise and pairwise losses need several documents per query."""
+    from ..config import ConfigError
+
+    parts = cfg.loss.name.split("+")
+    if cfg.data.group_size == 1 and any(p in listwise_losses for p in parts):
+        raise ConfigError(f"{cfg.source}: loss.name={cfg.loss.name} compares documents of a query: it needs "
+                          f"data.group_size > 1 (got 1); use bce or mse for pointwise training")
+    if cfg.data.format == "pointwise" and cfg.data.group_size != 1:
+        raise ConfigError(f"{cfg.source}: data.format=pointwise has one document per record: set data.group_size=1 "
+                          f"(with loss.name bce or mse), or use the pos_neg / hits formats for groups")
+
+
+def load_data(cfg):
+    """Training examples and the evaluator, both checked before any model loads."""
+    from ..config import ConfigError
+    from ..data import load_examples
+    from ..eval.evaluators import build_evaluator
+
+    examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples)
+    if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
+        raise ConfigError(f"loss.name={cfg.loss.name} needs teacher scores (pos_scores/neg_scores) in data.train_path")
+    return examples, build_evaluator(cfg.eval)
+
+
+def train_and_report(cfg, trainer, model, evaluator, resume) -> dict:
+    """Evaluate before (fresh runs), train, save the final model, evaluate after, print the table."""
+    results: dict = {}
+    if cfg.eval.before_training and resume is None:
+        evaluate_model(evaluator, model, "before", results)
+    trainer.train(resume_from_checkpoint=resume)
+    if cfg.model.use_lora and cfg.model.merge_lora:
+        if cfg.train.should_save:
+            model.save_pretrained(cfg.train.output_dir, merge_lora=True)
+    else:
+        trainer.save_model(cfg.train.output_dir)
+    evaluate_model(evaluator, model, "after", results)
+    report(results, cfg)
+    shutdown(cfg)
+    return results
+
+
+def run_main(main) -> None:
+    """``python -m`` entry: clear one-line errors for bad config, data or paths."""
+    import sys
+
+    from ..config import ConfigError
+    from ..data import DataError
+
+    try:
+        main(sys.argv[1:])
+    except (ConfigError, DataError, FileExistsError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+
+
 def evaluate_model(evaluator, model, label: str, results: dict) -> None:
     """Evaluate ``model`` into ``results[label]`` (every process runs it: ZeRO-3 needs all ranks)."""
     if evaluator is not None:

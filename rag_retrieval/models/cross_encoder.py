@@ -1,0 +1,140 @@
+"""Cross-encoder reranker: one transformer reads (query, document) together and outputs a logit."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .hub import resolve_model_path
+from .weights import load_encoder_weights, maybe_wrap_lora, save_encoder, strip_prefix
+
+CONFIG_FILE = "rag_retrieval.json"
+
+
+class CrossEncoder(nn.Module):
+    """Score (query, document) pairs with ``AutoModelForSequenceClassification`` (num_labels=1).
+
+    Checkpoints of bge-reranker, bce-reranker, gte-multilingual-reranker and the like load as
+    they are; any encoder (e.g. MiniLM) gets a fresh one-logit head. Saved models load unchanged
+    in ``sentence_transformers.CrossEncoder`` and FlagEmbedding's ``FlagReranker``.
+
+    Args:
+        model: the sequence-classification model (optionally wrapped by peft).
+        tokenizer: its tokenizer.
+        max_length: token limit of the pair; the document is truncated first.
+        query_instruction / passage_instruction: text put before the query / the document.
+
+    Example:
+        >>> ce = CrossEncoder.from_pretrained("tiny-bert")
+        >>> len(ce.compute_score([("q", "a doc"), ("q", "another doc")]))
+        2
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, max_length: int = 512, query_instruction: str = "",
+                 passage_instruction: str = ""):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.query_instruction = query_instruction
+        self.passage_instruction = passage_instruction
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
+                        query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
+                        dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
+                        trust_remote_code: bool = False, lora: Optional[dict] = None) -> "CrossEncoder":
+        """Load a checkpoint (a hub id, a folder or an alias); a missing head is created (num_labels=1)."""
+        path = resolve_model_path(model_name_or_path)
+        saved = {}
+        if os.path.isfile(os.path.join(path, CONFIG_FILE)):
+            with open(os.path.join(path, CONFIG_FILE)) as f:
+                saved = json.load(f)
+        kwargs = {"num_labels": 1, "trust_remote_code": trust_remote_code}
+        if dtype:
+            kwargs["dtype"] = getattr(torch, dtype)
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        model = maybe_wrap_lora(model, lora, task_type="SEQ_CLS")
+        return cls(
+            model,
+            tokenizer,
+            max_length=max_length or saved.get("max_length", 512),
+            query_instruction=query_instruction if query_instruction is not None else saved.get("query_instruction", ""),
+            passage_instruction=passage_instruction if passage_instruction is not None
+            else saved.get("passage_instruction", ""),
+        )
+
+    @classmethod
+    def from_args(cls, model_args, max_length: int) -> "CrossEncoder":
+        """Build from the ``model:`` config section."""
+        lora = None
+        if model_args.use_lora:
+            lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
+                    "lora_dropout": model_args.lora_dropout, "target_modules": model_args.lora_target_modules}
+        return cls.from_pretrained(model_args.model_name_or_path, max_length, model_args.query_instruction,
+                                   model_args.passage_instruction, model_args.dtype, model_args.attn_implementation,
+                                   model_args.trust_remote_code, lora)
+
+    # ---- training ------------------------------------------------------------------------
+    def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None) -> dict:
+        """Tokenise pairs as the model will see them (instructions, document truncated first)."""
+        return self.tokenizer(
+            [self.query_instruction + q for q in queries], [self.passage_instruction + d for d in docs],
+            padding=True, truncation="longest_first", max_length=self.max_length,
+            pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt",
+        )
+
+    def forward(self, **features) -> dict:
+        """Tokenised pairs -> ``{"scores": (N,)}`` logits."""
+        return {"scores": self.model(**features).logits.view(-1)}
+
+    def activation_checkpointing_enable(self, **kwargs):
+        """Called by the Trainer for ``train.gradient_checkpointing``."""
+        self.model.activation_checkpointing_enable(**kwargs)
+        if hasattr(self.model, "enable_input_require_grads"):
+            self.model.enable_input_require_grads()
+
+    # ---- inference -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
+        """Scores of (query, document) pairs, in input order; sigmoid when ``normalize``.
+
+        Pairs are batched by length (little padding).
+        """
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+        out = torch.empty(len(pairs))
+        for start in range(0, len(pairs), batch_size):
+            idx = order[start : start + batch_size]
+            features = self.tokenize([pairs[i][0] for i in idx], [pairs[i][1] for i in idx]).to(device)
+            out[idx] = self(**features)["scores"].float().cpu()
+        self.train(was_training)
+        if normalize:
+            out = torch.sigmoid(out)
+        return out.tolist()
+
+    # ---- saving --------------------------------------------------------------------------
+    def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
+        """Save the transformers checkpoint (plain ``from_pretrained`` loads it) and our settings."""
+        self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
+                                  merge_lora)
+        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
+            json.dump({"kind": "cross-encoder", "max_length": self.max_length,
+                       "query_instruction": self.query_instruction,
+                       "passage_instruction": self.passage_instruction}, f, indent=2)
+
+    def load_weights(self, checkpoint_dir: str) -> None:
+        """Load weights saved by :meth:`save_pretrained` (resume, best model)."""
+        load_encoder_weights(self.model, checkpoint_dir)

@@ -1,0 +1,33 @@
+"""Fine-tune a cross-encoder reranker.
+
+    torchrun --nproc_per_node N -m rag_retrieval.train.reranker --config configs/reranker/x.yaml key=value ...
+"""
+
+from __future__ import annotations
+
+from ..config import RANKING_LOSSES, load_config
+from ..data import PairCollator, build_grouped_dataset
+from ..losses import LISTWISE, build_ranking_loss
+from ..models import CrossEncoder
+from .args import resolve_resume
+from .common import check_ranking_setup, init_run, load_data, run_main, train_and_report
+from .trainer import RetrievalTrainer
+
+
+def main(argv=None) -> dict:
+    cfg = load_config(argv, loss_choices=RANKING_LOSSES)
+    check_ranking_setup(cfg, LISTWISE)
+    init_run(cfg)
+    resume = resolve_resume(cfg.train)
+    examples, evaluator = load_data(cfg)  # checked before any model loads
+
+    model = CrossEncoder.from_args(cfg.model, max_length=cfg.data.passage_max_len)
+    dataset = build_grouped_dataset(examples, cfg.data, cfg.train)
+    trainer = RetrievalTrainer(model=model, args=cfg.train, train_dataset=dataset,
+                               data_collator=PairCollator(model.tokenize), loss_fn=build_ranking_loss(cfg.loss),
+                               evaluator=evaluator)
+    return train_and_report(cfg, trainer, model, evaluator, resume)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,85 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rag_retrieval.config import ConfigError
+from rag_retrieval.models import CrossEncoder
+from rag_retrieval.train.reranker import main
+from tests.conftest import ROOT, tiny_args
+from tests.train.test_embedding import same_weights
+
+CFG = "configs/tests/reranker_tiny.yaml"
+PAIRS = [("what is a web browser", "Firefox is a free web browser."),
+         ("what is a web browser", "GCC is the GNU compiler collection for C and C++."),
+         ("resize photos", "A command-line tool to resize, crop and convert images.")]
+
+
+@pytest.mark.parametrize("loss", ["listwise_ce", "bce", "ranknet", "lambda", "listmle", "listnet", "mse"])
+def test_every_loss_trains(loss, tmp_path):
+    results = main(tiny_args(tmp_path, f"loss.name={loss}", "eval.before_training=false", config=CFG))
+    assert 0 <= results["after"]["rerank_mrr@10"] <= 1
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "rag_retrieval.json").exists()
+
+
+def test_graded_hits_and_pointwise_formats(tmp_path):
+    main(tiny_args(tmp_path / "h", "data.format=hits", "data.train_path=data/example/hits.jsonl", "loss.name=lambda",
+                   "data.group_size=3", "eval.before_training=false", config=CFG))
+    main(tiny_args(tmp_path / "p", "data.format=pointwise", "data.train_path=data/example/pointwise.jsonl",
+                   "loss.name=bce", "data.group_size=1", "eval.before_training=false", config=CFG))
+    with pytest.raises(ConfigError, match="needs data.group_size > 1"):
+        main(tiny_args(tmp_path / "x", "loss.name=listwise_ce", "data.group_size=1", config=CFG))
+    with pytest.raises(ConfigError, match="pointwise has one document per record"):
+        main(tiny_args(tmp_path / "y", "data.format=pointwise", "data.train_path=data/example/pointwise.jsonl",
+                       "loss.name=bce", config=CFG))
+
+
+def test_distillation_from_teacher_scores(tmp_path):
+    main(tiny_args(tmp_path, "data.train_path=data/example/train_scores.jsonl", "loss.name=kl_distill",
+                   "eval.before_training=false", config=CFG))
+
+
+def test_saved_reranker_scores_equal_in_sentence_transformers_and_flagembedding(tmp_path):
+    torch.manual_seed(0)
+    ours = CrossEncoder.from_pretrained("minilm")  # real BERT with a new head
+    ours.save_pretrained(str(tmp_path))
+    reloaded = CrossEncoder.from_pretrained(str(tmp_path))
+    scores = reloaded.compute_score(PAIRS)
+    assert scores == pytest.approx(ours.compute_score(PAIRS), abs=1e-6)
+
+    from sentence_transformers import CrossEncoder as STCrossEncoder
+
+    st = STCrossEncoder(str(tmp_path), device="cpu", activation_fn=torch.nn.Identity())
+    assert list(st.predict(PAIRS)) == pytest.approx(scores, abs=1e-5)
+
+    from FlagEmbedding import FlagReranker
+
+    flag = FlagReranker(str(tmp_path), use_fp16=False, devices="cpu")
+    assert flag.compute_score([list(p) for p in PAIRS]) == pytest.approx(scores, abs=1e-5)
+    assert flag.compute_score([list(p) for p in PAIRS], normalize=True) == pytest.approx(
+        reloaded.compute_score(PAIRS, normalize=True), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_resume_gives_the_same_weights(tmp_path):
+    common = ["eval.rerank_path=null", "train.max_steps=12", "train.save_strategy=steps", "train.save_steps=4",
+              "train.per_device_train_batch_size=2", "train.num_train_epochs=2"]
+    main(tiny_args(tmp_path / "full", *common, config=CFG))
+    main(tiny_args(tmp_path / "part", *common, "train.max_steps=12", config=CFG))
+    # restart from the middle checkpoint of an identical run, as after a crash
+    main(tiny_args(tmp_path / "part", *common, "train.resume_from_checkpoint=" + str(tmp_path / "part" / "checkpoint-4"),
+                   config=CFG))
+    assert same_weights(tmp_path / "full", tmp_path / "part")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(29700 + os.getpid() % 1000),
+           "-m", "rag_retrieval.train.reranker", *tiny_args(tmp_path, "train.per_device_train_batch_size=2", config=CFG)]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "model.safetensors").exists() and "| after |" in out.stdout
