@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -275,3 +276,19 @@ def load_examples(
     )
     gen_kwargs = {"paths": paths, "fmt": fmt, "bad": bad, "max_examples": max_examples, "stamps": stamps}
     return Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)
+
+
+def write_jsonl_atomic(records: list, path: str, overwrite: bool = False) -> None:
+    """Write records to ``path`` through a temporary file (no partial output on failure)."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Reranker training: rag-retrieval's trainer vs sentence-transformers' CrossEncoderTrainer.
+
+Same model (all-MiniLM-L6-v2 with a new one-logit head), same data (the first queries of
+data/pkgdesc/train.jsonl, 1 positive + G-1 hard negatives each, as labelled pairs), same loss
+(pointwise binary cross-entropy), batch, learning rate, schedule and number of steps. Each trainer
+runs in its own process (clean peak memory); the trained models are then scored by the same
+evaluator (MRR@10 on the first test queries). Prints a table with the ratios.
+
+    .venv/bin/python benchmarks/bench_train.py                       # defaults below, ~10 min on 2 cores
+    .venv/bin/python benchmarks/bench_train.py --steps 60 --eval-queries 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def pairs_from(path: str, n_queries: int, group: int) -> list:
+    """(query, doc, label) rows: per query, its positive then the first G-1 negatives (fixed, no resampling)."""
+    rows = []
+    with open(path) as f:
+        for line, _ in zip(f, range(n_queries)):
+            rec = json.loads(line)
+            rows.append((rec["query"], rec["pos"][0], 1.0))
+            rows += [(rec["query"], d, 0.0) for d in rec["neg"][: group - 1]]
+    return rows
+
+
+def run_ours(args, out_dir) -> float:
+    """Our trainer with a fixed group per query, so both trainers see the same pairs in the same batches."""
+    from rag_retrieval.train.reranker import main
+
+    data = os.path.join(out_dir, "fixed.jsonl")
+    with open(args.train) as f, open(data, "w") as g:
+        for line, _ in zip(f, range(args.train_queries)):
+            rec = json.loads(line)
+            g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][: args.group - 1]}) + "\n")
+    t0 = time.time()
+    main(["--config", "configs/reranker/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}",
+          f"data.group_size={args.group}", f"data.passage_max_len={args.max_length}", "loss.name=bce",
+          "eval.rerank_path=null", f"train.output_dir={out_dir}/model", f"train.max_steps={args.steps}",
+          f"train.per_device_train_batch_size={args.batch_queries}", f"train.learning_rate={args.lr}",
+          "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000", "train.disable_tqdm=true",
+          "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true"])
+    return time.time() - t0
+
+
+def run_sentence_transformers(args, out_dir) -> float:
+    import datasets
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    from rag_retrieval.models.hub import resolve_model_path
+
+    torch.manual_seed(42)
+    rows = pairs_from(args.train, args.train_queries, args.group)
+    ds = datasets.Dataset.from_dict({"query": [r[0] for r in rows], "doc": [r[1] for r in rows],
+                                     "label": [r[2] for r in rows]})
+    model = CrossEncoder(resolve_model_path("minilm"), num_labels=1, max_length=args.max_length, device="cpu")
+    targs = CrossEncoderTrainingArguments(
+        output_dir=f"{out_dir}/st", per_device_train_batch_size=args.batch_queries * args.group,
+        learning_rate=args.lr, max_steps=args.steps, warmup_steps=0, lr_scheduler_type="linear", seed=42,
+        use_cpu=True, report_to="none", save_strategy="no", logging_steps=1000, disable_tqdm=True,
+        dataloader_drop_last=True)
+    trainer = CrossEncoderTrainer(model=model, args=targs, train_dataset=ds, loss=BinaryCrossEntropyLoss(model))
+    t0 = time.time()
+    trainer.train()
+    seconds = time.time() - t0
+    model.save_pretrained(f"{out_dir}/model")
+    return seconds
+
+
+def worker(which: str, args) -> None:
+    out_dir = args.out_dir
+    seconds = run_ours(args, out_dir) if which == "ours" else run_sentence_transformers(args, out_dir)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from rag_retrieval.eval.evaluators import RerankEvaluator
+    from rag_retrieval.models import CrossEncoder
+
+    model = CrossEncoder.from_pretrained(f"{out_dir}/model", max_length=args.max_length)
+    metrics = RerankEvaluator(args.test, args.eval_queries, k_values=[10], name="")(model)
+    pairs = args.steps * args.batch_queries * args.group
+    print("RESULT " + json.dumps({"seconds": seconds, "pairs_per_s": pairs / seconds, "peak_rss_mb": peak_mb,
+                                  "mrr@10": metrics["mrr@10"]}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", default=os.path.join(ROOT, "data/pkgdesc/train.jsonl"))
+    parser.add_argument("--test", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl"))
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-queries", type=int, default=8)
+    parser.add_argument("--group", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=160)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--eval-queries", type=int, default=100)
+    parser.add_argument("--worker", choices=["ours", "sentence-transformers"])
+    parser.add_argument("--out-dir")
+    args = parser.parse_args()
+    args.train_queries = args.steps * args.batch_queries
+    if args.worker:
+        return worker(args.worker, args)
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), HF_HUB_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false")
+    results = {}
+    for which in ("sentence-transformers", "ours"):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, __file__, "--worker", which, "--out-dir", tmp] + sys.argv[1:]
+            out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+            if out.returncode != 0 or not lines:
+                sys.exit(f"{which} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+            results[which] = json.loads(lines[-1][len("RESULT "):])
+    st, ours = results["sentence-transformers"], results["ours"]
+    print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "
+          f"(max_length {args.max_length}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
+    print("| trainer | train s | pairs/s | peak RSS MB | MRR@10 |")
+    print("|---|---|---|---|---|")
+    for name, r in (("sentence-transformers CrossEncoderTrainer", st), ("rag-retrieval", ours)):
+        print(f"| {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['mrr@10']:.4f} |")
+    print(f"| ratio (ours / theirs) | | {ours['pairs_per_s'] / st['pairs_per_s']:.2f}x | "
+          f"{ours['peak_rss_mb'] / st['peak_rss_mb']:.2f}x | {ours['mrr@10'] - st['mrr@10']:+.4f} |")
+
+
+if __name__ == "__main__":
+    main()

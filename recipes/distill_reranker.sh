@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Distil a teacher reranker into a cross-encoder student: score the training data with the teacher
+# (pos_scores / neg_scores), then train the student with KL distillation on those scores.
+#   TEACHER=BAAI/bge-reranker-v2-m3 bash recipes/distill_reranker.sh
+#   TEACHER=outputs/reranker/minilm_pkgdesc DATA=data/pkgdesc/train.jsonl bash recipes/distill_reranker.sh train.max_steps=50
+# Extra arguments are config overrides of the student run; see recipes/launch.sh for the variables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TEACHER=${TEACHER:-outputs/reranker/minilm_pkgdesc}
+DATA=${DATA:-data/pkgdesc/train.jsonl}
+SCORED=${SCORED:-outputs/distill/$(basename "${DATA%.jsonl}")_scored.jsonl}
+mkdir -p "$(dirname "$SCORED")"
+[ -f "$SCORED" ] || "${PYTHON:-.venv/bin/python}" scripts/score_with_teacher.py --model "$TEACHER" --input "$DATA" --output "$SCORED"
+exec bash recipes/launch.sh reranker configs/reranker/minilm_distill_cpu.yaml data.train_path="$SCORED" "$@"
