@@ -92,6 +92,7 @@ class DataArgs:
 
 EMBEDDING_LOSSES = ("infonce", "kl_distill")
 RANKING_LOSSES = ("bce", "mse", "ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")
+KIND_LOSSES = {"embedding": EMBEDDING_LOSSES, "reranker": RANKING_LOSSES}  # loss.name choices per trainer kind
 
 
 @dataclass
