@@ -2,6 +2,7 @@
 
     rag-retrieval train embedding --config configs/embedding/minilm_pkgdesc_cpu.yaml key=value ...
     rag-retrieval eval --model outputs/x --rerank data/pkgdesc/test.jsonl
+    rag-retrieval rerank --model outputs/reranker/x --input queries.jsonl --output ranked.jsonl
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 import sys
 
 TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker"}
-COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__"}
+COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__", "rerank": "rag_retrieval.infer.__main__"}
 
 
 def main(argv=None) -> None:
@@ -21,10 +22,13 @@ def main(argv=None) -> None:
     if command == "train":
         if not rest or rest[0] not in TRAIN_KINDS:
             sys.exit(f"usage: rag-retrieval train {{{'|'.join(TRAIN_KINDS)}}} --config FILE [key=value ...]")
-        sys.argv = [f"rag-retrieval train {rest[0]}", *rest[1:]]
-        importlib.import_module(TRAIN_KINDS[rest[0]]).main(rest[1:])
+        from .train.common import run_main
+
+        sys.argv = [sys.argv[0], *rest[1:]]
+        run_main(importlib.import_module(TRAIN_KINDS[rest[0]]).main)
         return
-    importlib.import_module(COMMANDS[command]).main(rest)
+    result = importlib.import_module(COMMANDS[command]).main(rest)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     python scripts/score_with_teacher.py --model outputs/reranker/minilm_pkgdesc \
         --input data/pkgdesc/train.jsonl --output data/pkgdesc/train_scored.jsonl
 
-The teacher is any cross-encoder checkpoint (ours, bge-reranker, ...). Input records are checked
+The teacher is any model the inference API (``rag_retrieval.Reranker``) loads: cross-encoders
+(ours, bge-reranker, ...) and, as they are added, LLM rerankers. Input records are checked
 first (file:line errors); the output is written through a temporary file and renamed at the end.
 """
 
@@ -21,7 +22,8 @@ from rag_retrieval.data.io import DataError, iter_jsonl, scan, write_jsonl_atomi
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="teacher: a cross-encoder path, hub id or alias")
+    parser.add_argument("--model", required=True, help="teacher: a path, hub id or alias")
+    parser.add_argument("--model-type", default=None, help="detected from the model files when omitted")
     parser.add_argument("--input", required=True, help="pos_neg JSONL")
     parser.add_argument("--output", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -38,12 +40,12 @@ def main(argv=None) -> int:
         return 2
     from tqdm.auto import tqdm
 
-    from rag_retrieval.models import CrossEncoder
+    from rag_retrieval import Reranker
 
-    teacher = CrossEncoder.from_pretrained(args.model, max_length=args.max_length)
+    teacher = Reranker(args.model, model_type=args.model_type, batch_size=args.batch_size, max_length=args.max_length)
     for rec in tqdm(records, desc="scoring", unit="query"):
         docs = rec["pos"] + (rec.get("neg") or [])
-        scores = teacher.compute_score([(rec["query"], d) for d in docs], batch_size=args.batch_size)
+        scores = teacher.compute_score([(rec["query"], d) for d in docs])
         rec["pos_scores"] = [round(s, 6) for s in scores[: len(rec["pos"])]]
         rec["neg_scores"] = [round(s, 6) for s in scores[len(rec["pos"]) :]]
     write_jsonl_atomic(records, args.output, overwrite=args.overwrite)

@@ -16,10 +16,19 @@ from .evaluators import RerankEvaluator, RetrievalEvaluator, format_table
 
 
 def load_model(name: str):
-    """A model for evaluation, by path or alias (bi-encoders for now)."""
-    from ..models import BiEncoder
+    """A model for evaluation: a bi-encoder (sentence-transformers layout or alias) or any ranker
+    the inference API loads (cross-encoders, ...)."""
+    import os
 
-    return BiEncoder.from_pretrained(name)
+    from ..models import BiEncoder
+    from ..models.hub import resolve_model_path
+
+    path = resolve_model_path(name)
+    if os.path.isfile(os.path.join(path, "modules.json")) or not os.path.isdir(path):
+        return BiEncoder.from_pretrained(name)
+    from ..infer import Reranker
+
+    return Reranker(name)
 
 
 def main(argv=None) -> dict:
@@ -44,7 +53,7 @@ def main(argv=None) -> dict:
         evaluators.append(RerankEvaluator(args.rerank, args.max_queries, args.k, args.batch_size, fmt=args.format))
     if args.corpus:
         evaluators.append(RetrievalEvaluator(args.corpus, args.queries, args.max_queries, args.k, args.batch_size))
-    results = {}
+    results = {}  # a table row per model
     for name in args.model:
         model = load_model(name)
         results[name] = {k: v for ev in evaluators for k, v in ev(model).items()}

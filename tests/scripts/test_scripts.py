@@ -44,7 +44,8 @@ def test_csv_to_jsonl_bad_input_gets_a_clear_error_and_no_output(tmp_path, conte
 
 def test_score_with_teacher_writes_scores_and_keeps_existing_output(tmp_path):
     out = tmp_path / "scored.jsonl"
-    res = run("score_with_teacher.py", "--model", "tiny-bert", "--input", "data/example/train.jsonl", "--output", str(out))
+    res = run("score_with_teacher.py", "--model", "tiny-bert", "--model-type", "cross-encoder", "--input",
+              "data/example/train.jsonl", "--output", str(out))
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 24 and len(rows[0]["neg_scores"]) == len(rows[0]["neg"]) and len(rows[0]["pos_scores"]) == 1

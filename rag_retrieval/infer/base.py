@@ -1,0 +1,127 @@
+"""BaseRanker: the rerank logic every ranking model shares; subclasses implement compute_score."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+LONG_DOC_STRATEGIES = ("truncate", "max_chunk")
+
+
+@dataclass
+class RankedDoc:
+    """One document of a ranking: its index in the input, text, score and 0-based rank."""
+
+    id: int
+    text: str
+    score: float
+    rank: int
+
+
+class RankedResults(list):
+    """A list of :class:`RankedDoc`, best first, with the query; ``ids``, ``texts``, ``scores``."""
+
+    def __init__(self, query: str, docs: Sequence[RankedDoc] = ()):
+        super().__init__(docs)
+        self.query = query
+
+    @property
+    def ids(self) -> list:
+        return [d.id for d in self]
+
+    @property
+    def texts(self) -> list:
+        return [d.text for d in self]
+
+    @property
+    def scores(self) -> list:
+        return [d.score for d in self]
+
+    def to_dict(self) -> dict:
+        return {"query": self.query, "ranked": [vars(d) for d in self]}
+
+
+class BaseRanker(abc.ABC):
+    """Score (query, document) pairs and rerank documents.
+
+    Subclasses implement :meth:`compute_score`; to score long documents by windows they also set
+    ``self.tokenizer`` (a fast tokenizer) and ``self.max_length``.
+
+    Example:
+        >>> class Overlap(BaseRanker):
+        ...     def compute_score(self, pairs, normalize=False):
+        ...         return [float(len(set(q.split()) & set(d.split()))) for q, d in pairs]
+        >>> Overlap().rerank("red apple", ["green pear", "red apple", "red car"]).ids
+        [1, 2, 0]
+    """
+
+    tokenizer = None
+    max_length: Optional[int] = None
+
+    @abc.abstractmethod
+    def compute_score(self, pairs: Sequence, normalize: bool = False) -> list:
+        """Scores of ``(query, document)`` pairs, in input order (sigmoid when ``normalize``)."""
+
+    def rerank(self, query: str, docs: Sequence[str], top_k: Optional[int] = None, long_doc: str = "truncate",
+               chunk_overlap: int = 32, normalize: bool = False) -> RankedResults:
+        """Rank ``docs`` for ``query``; the result keeps each document's input index.
+
+        Args:
+            top_k: keep the best k (all when None).
+            long_doc: ``truncate`` (the model's max length cuts the document) or ``max_chunk``
+                (token windows of the document are scored, a document scores its best window).
+            chunk_overlap: tokens shared by consecutive windows under ``max_chunk``.
+            normalize: sigmoid scores.
+
+        Each distinct document text is scored once (duplicates share the score).
+        """
+        if long_doc not in LONG_DOC_STRATEGIES:
+            raise ValueError(f"long_doc='{long_doc}' is not valid; choose one of: {', '.join(LONG_DOC_STRATEGIES)}")
+        docs = list(docs)
+        if not docs:
+            return RankedResults(query)
+        unique = list(dict.fromkeys(docs))
+        if long_doc == "max_chunk":
+            unique_scores = self._max_chunk_scores(query, unique, chunk_overlap, normalize)
+        else:
+            unique_scores = self.compute_score([(query, d) for d in unique], normalize=normalize)
+        score_of = dict(zip(unique, unique_scores))
+        scores = [float(score_of[d]) for d in docs]
+        order = sorted(range(len(docs)), key=lambda i: -scores[i])[: top_k if top_k is not None else len(docs)]
+        return RankedResults(query, [RankedDoc(i, docs[i], scores[i], r) for r, i in enumerate(order)])
+
+    def _max_chunk_scores(self, query: str, docs: list, overlap: int, normalize: bool) -> list:
+        if self.tokenizer is None or not self.max_length:
+            raise ValueError(f"{type(self).__name__} cannot split documents: it has no tokenizer/max_length")
+        budget = self.max_length - len(self.tokenizer(query, add_special_tokens=False)["input_ids"]) \
+            - self.tokenizer.num_special_tokens_to_add(pair=True)
+        if budget <= overlap:
+            raise ValueError(f"the query leaves {budget} tokens of max_length {self.max_length}: too few for windows "
+                             f"with chunk_overlap {overlap}")
+        pairs, owner = [], []
+        for i, doc in enumerate(docs):
+            for chunk in token_windows(self.tokenizer, doc, budget, overlap):
+                pairs.append((query, chunk))
+                owner.append(i)
+        best = [float("-inf")] * len(docs)
+        for i, s in zip(owner, self.compute_score(pairs, normalize=normalize)):
+            best[i] = max(best[i], s)
+        return best
+
+
+def token_windows(tokenizer, text: str, size: int, overlap: int) -> list:
+    """Split ``text`` into windows of at most ``size`` tokens, ``overlap`` tokens shared, as
+    substrings of the original text (character offsets of a fast tokenizer).
+    """
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) <= size:
+        return [text]
+    step = size - overlap
+    windows = []
+    for start in range(0, len(offsets), step):
+        window = offsets[start : start + size]
+        windows.append(text[window[0][0] : window[-1][1]])
+        if start + size >= len(offsets):
+            break
+    return windows
