@@ -58,6 +58,14 @@ class ModelArgs:
         if self.use_lora and self.lora_r <= 0:
             raise ConfigError(f"model.lora_r must be > 0, got {self.lora_r}")
 
+    @property
+    def lora(self) -> Optional[dict]:
+        """peft LoraConfig arguments when ``use_lora``, else None."""
+        if not self.use_lora:
+            return None
+        return {"r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
+                "target_modules": self.lora_target_modules}
+
 
 DATA_FORMATS = ("pos_neg", "hits", "pointwise")
 

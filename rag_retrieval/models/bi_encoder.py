@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from .hub import resolve_model_path
 from .pooling import POOLING_MODES, pool, truncate_and_normalize
-from .weights import load_encoder_weights, maybe_wrap_lora, save_encoder, strip_prefix
+from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
 
 ST_POOLING_KEYS = {
     "cls": "pooling_mode_cls_token",
@@ -131,12 +131,7 @@ class BiEncoder(nn.Module):
         """
         path = resolve_model_path(model_name_or_path)
         st = read_sentence_transformers_config(path) if os.path.isdir(path) else {}
-        kwargs = {"trust_remote_code": trust_remote_code}
-        if dtype:
-            kwargs["dtype"] = getattr(torch, dtype)
-        if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
-        encoder = AutoModel.from_pretrained(path, **kwargs)
+        encoder = AutoModel.from_pretrained(path, **load_kwargs(dtype, attn_implementation, trust_remote_code))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None:  # decoder LLMs ship without one
             tokenizer.pad_token = tokenizer.eos_token
@@ -157,14 +152,6 @@ class BiEncoder(nn.Module):
     @classmethod
     def from_args(cls, model_args, data_args=None, matryoshka_dims=None) -> "BiEncoder":
         """Build from the ``model:`` (and ``data:``) config sections."""
-        lora = None
-        if model_args.use_lora:
-            lora = {
-                "r": model_args.lora_r,
-                "lora_alpha": model_args.lora_alpha,
-                "lora_dropout": model_args.lora_dropout,
-                "target_modules": model_args.lora_target_modules,
-            }
         model = cls.from_pretrained(
             model_args.model_name_or_path,
             pooling=model_args.pooling,
@@ -176,7 +163,7 @@ class BiEncoder(nn.Module):
             dtype=model_args.dtype,
             attn_implementation=model_args.attn_implementation,
             trust_remote_code=model_args.trust_remote_code,
-            lora=lora,
+            lora=model_args.lora,
         )
         if matryoshka_dims:
             model.matryoshka_dims = [int(d) for d in matryoshka_dims]

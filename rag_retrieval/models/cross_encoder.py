@@ -11,7 +11,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .hub import resolve_model_path
-from .weights import load_encoder_weights, maybe_wrap_lora, save_encoder, strip_prefix
+from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
 
 CONFIG_FILE = "rag_retrieval.json"
 
@@ -55,12 +55,8 @@ class CrossEncoder(nn.Module):
         if os.path.isfile(os.path.join(path, CONFIG_FILE)):
             with open(os.path.join(path, CONFIG_FILE)) as f:
                 saved = json.load(f)
-        kwargs = {"num_labels": 1, "trust_remote_code": trust_remote_code}
-        if dtype:
-            kwargs["dtype"] = getattr(torch, dtype)
-        if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, **load_kwargs(dtype, attn_implementation, trust_remote_code, num_labels=1))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
             model.config.pad_token_id = tokenizer.pad_token_id
@@ -77,13 +73,9 @@ class CrossEncoder(nn.Module):
     @classmethod
     def from_args(cls, model_args, max_length: int) -> "CrossEncoder":
         """Build from the ``model:`` config section."""
-        lora = None
-        if model_args.use_lora:
-            lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
-                    "lora_dropout": model_args.lora_dropout, "target_modules": model_args.lora_target_modules}
         return cls.from_pretrained(model_args.model_name_or_path, max_length, model_args.query_instruction,
                                    model_args.passage_instruction, model_args.dtype, model_args.attn_implementation,
-                                   model_args.trust_remote_code, lora)
+                                   model_args.trust_remote_code, model_args.lora)
 
     # ---- training ------------------------------------------------------------------------
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None) -> dict:

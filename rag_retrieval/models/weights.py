@@ -19,6 +19,23 @@ def is_peft(module: nn.Module) -> bool:
     return hasattr(module, "peft_config")
 
 
+def load_kwargs(dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
+                trust_remote_code: bool = False, **extra) -> dict:
+    """Keyword arguments of ``from_pretrained`` from our model settings (dtype by name).
+
+    >>> load_kwargs("bfloat16")["dtype"]
+    torch.bfloat16
+    """
+    kwargs = {"trust_remote_code": trust_remote_code, **extra}
+    if dtype:
+        import torch
+
+        kwargs["dtype"] = getattr(torch, dtype)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    return kwargs
+
+
 def maybe_wrap_lora(model: nn.Module, lora: Optional[dict], task_type: str) -> nn.Module:
     """Wrap ``model`` with a LoRA adapter when ``lora`` (r, lora_alpha, lora_dropout, target_modules) is given."""
     if not lora:

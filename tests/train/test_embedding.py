@@ -103,3 +103,12 @@ def test_torchrun_two_processes(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (tmp_path / "model.safetensors").exists()
     assert "| after |" in out.stdout
+
+
+def test_lora_from_config_trains_and_saves_a_merged_model(tmp_path):
+    main(tiny_args(tmp_path, "model.use_lora=true", "model.lora_r=4", "model.lora_target_modules=[query,value]",
+                   "eval.before_training=false"))
+    from sentence_transformers import SentenceTransformer
+
+    assert not (tmp_path / "adapter_model.safetensors").exists()  # merged into the weights
+    assert SentenceTransformer(str(tmp_path), device="cpu").encode(["x"]).shape == (1, 32)
