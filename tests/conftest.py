@@ -20,3 +20,14 @@ def _repo_root(monkeypatch):
 
 def tiny_args(tmp_path, *overrides, config="configs/tests/embedding_tiny.yaml"):
     return ["--config", config, f"train.output_dir={tmp_path}", *overrides]
+
+
+def torchrun(module, args, nproc=2, port_base=29600):
+    """Run ``python -m module args`` under torchrun with ``nproc`` CPU processes; returns the result."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", str(nproc),
+           "--master_port", str(port_base + os.getpid() % 1000), "-m", module, *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -171,6 +171,11 @@ class BiEncoder(nn.Module):
 
     # ---- training ------------------------------------------------------------------------
     @property
+    def config(self):
+        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
+        return self.encoder.config
+
+    @property
     def embedding_dim(self) -> int:
         return self.encoder.config.hidden_size
 

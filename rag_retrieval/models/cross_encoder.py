@@ -78,6 +78,11 @@ class CrossEncoder(nn.Module):
                                    model_args.trust_remote_code, model_args.lora)
 
     # ---- training ------------------------------------------------------------------------
+    @property
+    def config(self):
+        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
+        return self.model.config
+
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None) -> dict:
         """Tokenise pairs as the model will see them (instructions, document truncated first)."""
         return self.tokenizer(

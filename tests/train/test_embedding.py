@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from rag_retrieval.train.embedding import main
-from tests.conftest import ROOT, tiny_args
+from tests.conftest import ROOT, tiny_args, torchrun
 
 
 def weights(path):
@@ -95,20 +95,19 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(29600 + os.getpid() % 1000),
-           "-m", "rag_retrieval.train.embedding", *tiny_args(tmp_path, "train.per_device_train_batch_size=2")]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = torchrun("rag_retrieval.train.embedding", tiny_args(tmp_path, "train.per_device_train_batch_size=2"),
+                   port_base=29600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert (tmp_path / "model.safetensors").exists()
-    assert "| after |" in out.stdout
+    assert (tmp_path / "model.safetensors").exists() and "| after |" in out.stdout
 
 
-def test_lora_from_config_trains_and_saves_a_merged_model(tmp_path):
-    main(tiny_args(tmp_path, "model.use_lora=true", "model.lora_r=4", "model.lora_target_modules=[query,value]",
-                   "eval.before_training=false"))
+@pytest.mark.slow
+def test_deepspeed_zero2_two_processes(tmp_path):
+    out = torchrun("rag_retrieval.train.embedding", tiny_args(
+        tmp_path, "train.deepspeed=configs/deepspeed/zero2.json", "train.per_device_train_batch_size=2",
+        "train.save_strategy=steps", "train.save_steps=2"), port_base=28600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "checkpoint-4").is_dir()
     from sentence_transformers import SentenceTransformer
 
-    assert not (tmp_path / "adapter_model.safetensors").exists()  # merged into the weights
     assert SentenceTransformer(str(tmp_path), device="cpu").encode(["x"]).shape == (1, 32)

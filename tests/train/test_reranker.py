@@ -1,14 +1,10 @@
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from rag_retrieval.config import ConfigError
 from rag_retrieval.models import CrossEncoder
 from rag_retrieval.train.reranker import main
-from tests.conftest import ROOT, tiny_args
+from tests.conftest import tiny_args, torchrun
 from tests.train.test_embedding import same_weights
 
 CFG = "configs/tests/reranker_tiny.yaml"
@@ -76,10 +72,7 @@ def test_resume_gives_the_same_weights(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(29700 + os.getpid() % 1000),
-           "-m", "rag_retrieval.train.reranker", *tiny_args(tmp_path, "train.per_device_train_batch_size=2", config=CFG)]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = torchrun("rag_retrieval.train.reranker", tiny_args(tmp_path, "train.per_device_train_batch_size=2", config=CFG),
+                   port_base=29700)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (tmp_path / "model.safetensors").exists() and "| after |" in out.stdout
