@@ -12,7 +12,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
   "$PY" -m venv "$VENV"
 fi
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+# pip() hides this machine's notes about missing local index folders; its exit status is kept
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 stamp="$VENV/.rag_retrieval_setup"
 want=$(cat pyproject.toml requirements.txt | sha1sum | cut -d' ' -f1)
