@@ -19,6 +19,16 @@ def _grouped(scores: torch.Tensor, labels: torch.Tensor) -> tuple:
     return scores.view(labels.shape), labels  # (B, G), (B, G)
 
 
+def _pair_logistic(scores: torch.Tensor, sigma: float) -> torch.Tensor:
+    """log(1 + exp(-sigma (s_i - s_j))) for every pair of a group: (B, G) -> (B, G, G)."""
+    return F.softplus(-sigma * (scores.unsqueeze(2) - scores.unsqueeze(1)))
+
+
+def _soft_cross_entropy(scores: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over queries of -sum target * log softmax(scores / temperature); target rows sum to 1."""
+    return -(target * F.log_softmax(scores / temperature, dim=-1)).sum(-1).mean()
+
+
 class PointwiseBCELoss(nn.Module):
     """Binary cross-entropy of each (query, doc) logit against a label in [0, 1] (hard or soft).
 
@@ -63,10 +73,8 @@ class RankNetLoss(nn.Module):
 
     def forward(self, scores, labels, **_):
         scores, labels = _grouped(scores, labels)
-        diff = scores.unsqueeze(2) - scores.unsqueeze(1)  # (B, G, G): s_i - s_j
         weight = (labels.unsqueeze(2) - labels.unsqueeze(1)).clamp(min=0)  # (B, G, G): l_i - l_j where > 0
-        pair_loss = F.softplus(-self.sigma * diff)  # log(1 + exp(-sigma (s_i - s_j)))
-        return (weight * pair_loss).sum() / weight.gt(0).sum().clamp(min=1)
+        return (weight * _pair_logistic(scores, self.sigma)).sum() / weight.gt(0).sum().clamp(min=1)
 
 
 class ListwiseCELoss(nn.Module):
@@ -86,7 +94,7 @@ class ListwiseCELoss(nn.Module):
         scores, labels = _grouped(scores, labels)
         target = labels.clamp(min=0)
         target = target / target.sum(-1, keepdim=True).clamp(min=1e-12)  # (B, G)
-        return -(target * F.log_softmax(scores / self.temperature, dim=-1)).sum(-1).mean()
+        return _soft_cross_entropy(scores, target, self.temperature)
 
 
 class ListNetLoss(nn.Module):
@@ -105,7 +113,7 @@ class ListNetLoss(nn.Module):
     def forward(self, scores, labels, **_):
         scores, labels = _grouped(scores, labels)
         target = F.softmax(labels / self.label_temperature, dim=-1)  # (B, G)
-        return -(target * F.log_softmax(scores / self.temperature, dim=-1)).sum(-1).mean()
+        return _soft_cross_entropy(scores, target, self.temperature)
 
 
 def plackett_luce_nll(scores: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -169,9 +177,7 @@ class LambdaLoss(nn.Module):
         delta = ((gains.unsqueeze(2) - gains.unsqueeze(1)) * (discount.unsqueeze(2) - discount.unsqueeze(1))).abs()
         delta = delta / idcg.clamp(min=1e-12).view(-1, 1, 1)  # (B, G, G)
         valid = (labels.unsqueeze(2) > labels.unsqueeze(1)).to(scores.dtype)  # (B, G, G) pairs with l_i > l_j
-        diff = scores.unsqueeze(2) - scores.unsqueeze(1)  # (B, G, G)
-        pair_loss = F.softplus(-self.sigma * diff)
-        return (valid * delta * pair_loss).sum() / valid.sum().clamp(min=1)
+        return (valid * delta * _pair_logistic(scores, self.sigma)).sum() / valid.sum().clamp(min=1)
 
 
 __all__ = ["LambdaLoss", "ListMLELoss", "ListNetLoss", "ListwiseCELoss", "PointwiseBCELoss", "PointwiseMSELoss",
