@@ -3,11 +3,13 @@
 
 Same model (all-MiniLM-L6-v2 with a new one-logit head), same data (the first queries of
 data/pkgdesc/train.jsonl, 1 positive + G-1 hard negatives each, as labelled pairs), same loss
-(pointwise binary cross-entropy), batch, learning rate, schedule and number of steps. Each trainer
+(pointwise binary cross-entropy), batch, learning rate, schedule and number of steps. Ours splits
+each batch into length-bucketed sub-batches (--length-buckets; same loss, fewer pad tokens) and can
+give the new head its own rate (--head-lr; default: the body's). Each trainer
 runs in its own process (clean peak memory); the trained models are then scored by the same
 evaluator (MRR@10 on the first test queries). Prints a table with the ratios.
 
-    .venv/bin/python benchmarks/bench_train.py                       # defaults below, ~10 min on 2 cores
+    .venv/bin/python benchmarks/bench_train.py                       # defaults below, ~8 min on 2 cores
     .venv/bin/python benchmarks/bench_train.py --steps 60 --eval-queries 300
 """
 
@@ -52,7 +54,8 @@ def run_ours(args, out_dir) -> float:
           "eval.rerank_path=null", f"train.output_dir={out_dir}/model", f"train.max_steps={args.steps}",
           f"train.per_device_train_batch_size={args.batch_queries}", f"train.learning_rate={args.lr}",
           "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000", "train.disable_tqdm=true",
-          "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true"])
+          "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
+          f"data.length_buckets={args.length_buckets}", f"train.head_learning_rate={args.head_lr or args.lr}"])
     return time.time() - t0
 
 
@@ -106,6 +109,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=160)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--eval-queries", type=int, default=100)
+    parser.add_argument("--length-buckets", type=int, default=4, help="ours: length-bucketed sub-batches (1 = off)")
+    parser.add_argument("--head-lr", type=float, help="ours: learning rate of the new head (default: --lr)")
     parser.add_argument("--worker", choices=["ours", "sentence-transformers"])
     parser.add_argument("--out-dir")
     args = parser.parse_args()
@@ -125,7 +130,8 @@ def main() -> None:
             results[which] = json.loads(lines[-1][len("RESULT "):])
     st, ours = results["sentence-transformers"], results["ours"]
     print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "
-          f"(max_length {args.max_length}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
+          f"(max_length {args.max_length}, lr {args.lr}; ours: length_buckets {args.length_buckets}, head lr "
+          f"{args.head_lr or args.lr}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
     print("| trainer | train s | pairs/s | peak RSS MB | MRR@10 |")
     print("|---|---|---|---|---|")
     for name, r in (("sentence-transformers CrossEncoderTrainer", st), ("rag-retrieval", ours)):

@@ -79,6 +79,7 @@ class DataArgs:
     group_size: int = 8  # 1 positive + group_size-1 negatives per query
     query_max_len: int = 64
     passage_max_len: int = 256
+    length_buckets: int = 1  # split each batch into N sub-batches of similar length (less padding, same loss)
     skip_bad_lines: bool = False  # report and skip malformed records instead of failing
     max_examples: Optional[int] = None  # use only the first N records (quick runs)
     dataloader_seed: Optional[int] = None  # defaults to train.seed
@@ -87,6 +88,8 @@ class DataArgs:
         check_choice("data", "format", self.format, DATA_FORMATS)
         if self.group_size < 1:
             raise ConfigError(f"data.group_size must be >= 1, got {self.group_size}")
+        if self.length_buckets < 1:
+            raise ConfigError(f"data.length_buckets must be >= 1, got {self.length_buckets}")
         for key in ("query_max_len", "passage_max_len"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.{key} must be >= 1, got {getattr(self, key)}")
@@ -274,8 +277,6 @@ def load_config(argv: Optional[Sequence[str]] = None, loss_choices: Sequence[str
     evaluation = _build(EvalArgs, "eval", raw.get("eval") or {}, path)
     train_values = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
     train = _build(_training_arguments_cls(), "train", train_values, path)
-    if train.learning_rate < 0:
-        raise ConfigError(f"{path}: train.learning_rate must be >= 0, got {train.learning_rate}")
     _check_paths(path, data, evaluation)
     raw["train"] = train_values
     return Config(model=model, data=data, loss=loss, train=train, eval=evaluation, source=path, raw=raw)

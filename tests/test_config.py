@@ -64,6 +64,10 @@ def test_unknown_section_and_bad_choice():
 def test_bad_values_and_missing_files():
     with pytest.raises(ConfigError, match="learning_rate must be >= 0"):
         load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.learning_rate=-1"])
+    with pytest.raises(ConfigError, match="head_learning_rate must be >= 0"):
+        load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.head_learning_rate=-0.1"])
+    with pytest.raises(ConfigError, match="data.length_buckets must be >= 1"):
+        load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.length_buckets=0"])
     with pytest.raises(ConfigError, match="data.train_path: file not found"):
         load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.train_path=nope.jsonl"])
     with pytest.raises(ConfigError, match="config file not found"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..utils.batching import split_by_length
 from .datasets import teacher_scores_tensor
 
 
@@ -52,11 +53,13 @@ class PairCollator:
 
     ``tokenize(queries, docs)`` is the model's own, so training and inference build the same
     inputs. Returns ``{"features": tokenised (B*G) pairs, "targets": {"labels": (B, G),
-    "teacher_scores": (B, G)?}}``.
+    "teacher_scores": (B, G)?}}``. With ``length_buckets > 1`` the pairs are split into that many
+    sub-batches of similar length (:func:`split_by_length`): same scores and loss, less padding.
     """
 
     tokenize: object
     pad_to_multiple_of: int | None = None
+    length_buckets: int = 1
 
     def __call__(self, items: list) -> dict:
         import torch
@@ -67,4 +70,5 @@ class PairCollator:
         scores = teacher_scores_tensor(items)
         if scores is not None:
             targets["teacher_scores"] = scores
-        return {"features": dict(self.tokenize(queries, docs, self.pad_to_multiple_of)), "targets": targets}
+        features = dict(self.tokenize(queries, docs, self.pad_to_multiple_of))
+        return {"features": split_by_length(features, self.length_buckets), "targets": targets}

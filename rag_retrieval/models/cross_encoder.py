@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
 
@@ -43,6 +44,7 @@ class CrossEncoder(nn.Module):
         self.max_length = max_length
         self.query_instruction = query_instruction
         self.passage_instruction = passage_instruction
+        self.new_modules: tuple = ()  # modules the checkpoint did not hold (a new head): train.head_learning_rate
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
@@ -55,13 +57,13 @@ class CrossEncoder(nn.Module):
         if os.path.isfile(os.path.join(path, CONFIG_FILE)):
             with open(os.path.join(path, CONFIG_FILE)) as f:
                 saved = json.load(f)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, **load_kwargs(dtype, attn_implementation, trust_remote_code, num_labels=1))
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, output_loading_info=True, **load_kwargs(dtype, attn_implementation, trust_remote_code, num_labels=1))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
             model.config.pad_token_id = tokenizer.pad_token_id
         model = maybe_wrap_lora(model, lora, task_type="SEQ_CLS")
-        return cls(
+        ce = cls(
             model,
             tokenizer,
             max_length=max_length or saved.get("max_length", 512),
@@ -69,6 +71,8 @@ class CrossEncoder(nn.Module):
             passage_instruction=passage_instruction if passage_instruction is not None
             else saved.get("passage_instruction", ""),
         )
+        ce.new_modules = tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+        return ce
 
     @classmethod
     def from_args(cls, model_args, max_length: int) -> "CrossEncoder":
@@ -92,8 +96,8 @@ class CrossEncoder(nn.Module):
         )
 
     def forward(self, **features) -> dict:
-        """Tokenised pairs -> ``{"scores": (N,)}`` logits."""
-        return {"scores": self.model(**features).logits.view(-1)}
+        """Tokenised pairs (or length-bucketed sub-batches of them) -> ``{"scores": (N,)}`` logits."""
+        return {"scores": merge_chunks(lambda **f: self.model(**f).logits.view(-1), features)}
 
     def activation_checkpointing_enable(self, **kwargs):
         """Called by the Trainer for ``train.gradient_checkpointing``."""

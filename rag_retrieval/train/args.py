@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
@@ -16,9 +17,21 @@ class RetrievalTrainingArguments(TrainingArguments):
 
     - ``overwrite_output_dir``: allow training into a folder that already holds a finished model.
     - ``resume_from_checkpoint``: a checkpoint folder, or ``last`` for the newest one in output_dir.
+    - ``head_learning_rate``: learning rate of the weights the checkpoint did not have (a new score
+      head on a plain encoder), same schedule; None = ``learning_rate``. A fresh head next to a
+      pretrained body learns faster with a larger rate (e.g. 10x).
     """
 
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
+    head_learning_rate: Optional[float] = field(
+        default=None, metadata={"help": "learning rate of newly initialised weights (a new head); None: learning_rate"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key in ("learning_rate", "head_learning_rate"):
+            value = getattr(self, key)
+            if value is not None and value < 0:
+                raise ValueError(f"train.{key} must be >= 0, got {value}")
 
 
 def resolve_resume(args: RetrievalTrainingArguments):

@@ -83,6 +83,29 @@ class RetrievalTrainer(Trainer):
             self._parts_logged_at = self.state.global_step
         super().log(logs, start_time)
 
+    # ---- optimiser -------------------------------------------------------------------------
+    def create_optimizer(self, model=None):
+        """The Trainer's optimiser; with ``train.head_learning_rate``, new weights get their own rate."""
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if head_lr is None or self.is_deepspeed_enabled:
+            return optimizer
+        opt_model = self.model if model is None else model
+        modules = getattr(self.accelerator.unwrap_model(opt_model), "new_modules", ())
+        head = {id(p) for n, p in opt_model.named_parameters() if any(f".{m}." in f".{n}" for m in modules)}
+        if not head:
+            logger.info("train.head_learning_rate ignored: the checkpoint held every weight (no new head)")
+            return optimizer
+        for group in list(optimizer.param_groups):  # no state yet: move the new weights to groups of their own
+            moved = [p for p in group["params"] if id(p) in head]
+            if moved:
+                group["params"] = [p for p in group["params"] if id(p) not in head]
+                optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"}, "params": moved,
+                                           "lr": head_lr})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        logger.info("learning rate %s for the new weights of %s", head_lr, ", ".join(modules))
+        return optimizer
+
     # ---- data order ------------------------------------------------------------------------
     def _get_train_sampler(self, train_dataset=None):
         return EpochSampler(train_dataset if train_dataset is not None else self.train_dataset)

@@ -76,3 +76,52 @@ def test_torchrun_two_processes(tmp_path):
                    port_base=29700)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (tmp_path / "model.safetensors").exists() and "| after |" in out.stdout
+
+
+def test_length_buckets_give_the_same_scores_loss_and_gradients():
+    from rag_retrieval.data import PairCollator
+    from rag_retrieval.losses import build_ranking_loss
+    from rag_retrieval.config import LossArgs
+
+    torch.manual_seed(0)
+    ce = CrossEncoder.from_pretrained("tiny-bert", max_length=48)
+    items = [{"query": q, "passages": [d, d + " with many more words " * k, "short"], "labels": [1.0, 0.0, 0.0]}
+             for k, (q, d) in enumerate(PAIRS)]
+    loss_fn = build_ranking_loss(LossArgs(name="listwise_ce"))
+    results = []
+    for buckets in (1, 2, 4):
+        batch = PairCollator(ce.tokenize, length_buckets=buckets)(items)
+        if buckets > 1:
+            chunks = batch["features"]["chunks"]
+            assert len(chunks) == buckets and sum(c["input_ids"].shape[0] for c in chunks) == 9
+            assert sum(c["input_ids"].numel() for c in chunks) < 9 * max(c["input_ids"].shape[1] for c in chunks)
+        ce.zero_grad()
+        out = ce(**batch["features"])
+        loss = loss_fn(**out, **batch["targets"])
+        loss.backward()
+        results.append((out["scores"].detach(), loss.detach(), ce.model.classifier.weight.grad.clone()))
+    for scores, loss, grad in results[1:]:
+        assert torch.allclose(scores, results[0][0], atol=1e-5)
+        assert torch.allclose(loss, results[0][1], atol=1e-6)
+        assert torch.allclose(grad, results[0][2], atol=1e-5)
+
+
+def test_head_learning_rate_applies_to_the_new_head_only(tmp_path):
+    from rag_retrieval.config import load_config
+    from rag_retrieval.train.trainer import RetrievalTrainer
+
+    cfg = load_config(tiny_args(tmp_path, "train.head_learning_rate=0.05", config=CFG), loss_choices=("listwise_ce",))
+    fresh = CrossEncoder.from_pretrained("tiny-bert")
+    assert fresh.new_modules == ("classifier",)
+    trainer = RetrievalTrainer(model=fresh, args=cfg.train, loss_fn=lambda **kw: 0)
+    groups = trainer.create_optimizer().param_groups
+    head = {id(p) for p in fresh.model.classifier.parameters()}
+    assert {id(p) for g in groups if g["lr"] == 0.05 for p in g["params"]} == head
+    assert all(g["lr"] == cfg.train.learning_rate for g in groups if g["lr"] != 0.05)
+    assert sum(len(g["params"]) for g in groups) == len(list(fresh.parameters()))
+
+    fresh.save_pretrained(str(tmp_path / "saved"))  # a checkpoint with its head: nothing is new
+    trained = CrossEncoder.from_pretrained(str(tmp_path / "saved"))
+    assert trained.new_modules == ()
+    trainer = RetrievalTrainer(model=trained, args=cfg.train, loss_fn=lambda **kw: 0)
+    assert {g["lr"] for g in trainer.create_optimizer().param_groups} == {cfg.train.learning_rate}
