@@ -110,16 +110,20 @@ class CrossEncoder(nn.Module):
     def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
         """Scores of (query, document) pairs, in input order; sigmoid when ``normalize``.
 
-        Pairs are batched by length (little padding).
+        Pairs are tokenised once, sorted by token count and padded per batch (little padding).
         """
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+        encoded = self.tokenizer([self.query_instruction + q for q, _ in pairs],
+                                 [self.passage_instruction + d for _, d in pairs],
+                                 truncation="longest_first", max_length=self.max_length)
+        rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(pairs))]
+        order = sorted(range(len(pairs)), key=lambda i: -len(rows[i]["input_ids"]))
         out = torch.empty(len(pairs))
         for start in range(0, len(pairs), batch_size):
             idx = order[start : start + batch_size]
-            features = self.tokenize([pairs[i][0] for i in idx], [pairs[i][1] for i in idx]).to(device)
+            features = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
             out[idx] = self(**features)["scores"].float().cpu()
         self.train(was_training)
         if normalize:
