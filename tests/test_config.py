@@ -50,30 +50,27 @@ def test_unknown_key_fails_and_names_valid_keys():
     assert "loss.temprature" in msg and "Did you mean 'temperature'" in msg and "matryoshka_dims" in msg
 
 
-def test_unknown_section_and_bad_choice():
-    with pytest.raises(ConfigError, match="valid sections"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "optim.lr=1"])
-    with pytest.raises(ConfigError, match="pooling.*cls, mean, last_token"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "model.pooling=max"])
-    with pytest.raises(ConfigError, match="loss.name='ranknet'.*infonce"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "loss.name=ranknet"])
-    with pytest.raises(ConfigError, match="data.format.*pos_neg, hits, pointwise"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.format=csv"])
+@pytest.mark.parametrize("override, message", [
+    # unknown section, bad choices
+    ("optim.lr=1", "valid sections"),
+    ("model.pooling=max", "pooling.*cls, mean, last_token"),
+    ("loss.name=ranknet", "loss.name='ranknet'.*infonce"),
+    ("data.format=csv", "data.format.*pos_neg, hits, pointwise"),
+    ("train.save_strategy=sometimes", "SaveStrategy"),
+    # bad values, missing files
+    ("train.learning_rate=-1", "learning_rate must be >= 0"),
+    ("train.head_learning_rate=-0.1", "head_learning_rate must be >= 0"),
+    ("data.length_buckets=0", "data.length_buckets must be >= 1"),
+    ("data.train_path=nope.jsonl", "data.train_path: file not found"),
+])
+def test_bad_override_fails_with_a_clear_message(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--config", "configs/tests/embedding_tiny.yaml", override])
 
 
-def test_bad_values_and_missing_files():
-    with pytest.raises(ConfigError, match="learning_rate must be >= 0"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.learning_rate=-1"])
-    with pytest.raises(ConfigError, match="head_learning_rate must be >= 0"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.head_learning_rate=-0.1"])
-    with pytest.raises(ConfigError, match="data.length_buckets must be >= 1"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.length_buckets=0"])
-    with pytest.raises(ConfigError, match="data.train_path: file not found"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.train_path=nope.jsonl"])
+def test_missing_config_file():
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(["--config", "configs/none.yaml"])
-    with pytest.raises(ConfigError, match="SaveStrategy"):
-        load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.save_strategy=sometimes"])
 
 
 def test_yaml_no_is_a_strategy_not_false():

@@ -87,12 +87,16 @@ class CrossEncoder(nn.Module):
         """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
         return self.model.config
 
-    def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None) -> dict:
-        """Tokenise pairs as the model will see them (instructions, document truncated first)."""
+    def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
+                 padding: bool = True) -> dict:
+        """Tokenise pairs as the model will see them (instructions, document truncated first).
+
+        ``padding=False`` returns unpadded token lists (to sort by length and pad per batch later).
+        """
         return self.tokenizer(
             [self.query_instruction + q for q in queries], [self.passage_instruction + d for d in docs],
-            padding=True, truncation="longest_first", max_length=self.max_length,
-            pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt",
+            padding=padding, truncation="longest_first", max_length=self.max_length,
+            pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt" if padding else None,
         )
 
     def forward(self, **features) -> dict:
@@ -115,9 +119,7 @@ class CrossEncoder(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        encoded = self.tokenizer([self.query_instruction + q for q, _ in pairs],
-                                 [self.passage_instruction + d for _, d in pairs],
-                                 truncation="longest_first", max_length=self.max_length)
+        encoded = self.tokenize([q for q, _ in pairs], [d for _, d in pairs], padding=False)
         rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(pairs))]
         order = sorted(range(len(pairs)), key=lambda i: -len(rows[i]["input_ids"]))
         out = torch.empty(len(pairs))

@@ -23,9 +23,9 @@ def main(argv=None) -> dict:
 
     model = CrossEncoder.from_args(cfg.model, max_length=cfg.data.passage_max_len)
     dataset = build_grouped_dataset(examples, cfg.data, cfg.train)
-    trainer = RetrievalTrainer(model=model, args=cfg.train, train_dataset=dataset,
-                               data_collator=PairCollator(model.tokenize, length_buckets=cfg.data.length_buckets), loss_fn=build_ranking_loss(cfg.loss),
-                               evaluator=evaluator)
+    collator = PairCollator(model.tokenize, length_buckets=cfg.data.length_buckets)
+    trainer = RetrievalTrainer(model=model, args=cfg.train, train_dataset=dataset, data_collator=collator,
+                               loss_fn=build_ranking_loss(cfg.loss), evaluator=evaluator)
     return train_and_report(cfg, trainer, model, evaluator, resume)
 
 
