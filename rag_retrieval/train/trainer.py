@@ -88,7 +88,10 @@ class RetrievalTrainer(Trainer):
         """The Trainer's optimiser; with ``train.head_learning_rate``, new weights get their own rate."""
         optimizer = super().create_optimizer(model)
         head_lr = getattr(self.args, "head_learning_rate", None)
-        if head_lr is None or self.is_deepspeed_enabled:
+        if head_lr is None:
+            return optimizer
+        if self.is_deepspeed_enabled:
+            logger.warning("train.head_learning_rate is not applied under DeepSpeed yet: every weight uses learning_rate")
             return optimizer
         opt_model = self.model if model is None else model
         modules = getattr(self.accelerator.unwrap_model(opt_model), "new_modules", ())
