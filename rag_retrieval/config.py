@@ -44,6 +44,7 @@ class ModelArgs:
     dtype: Optional[str] = None  # weights dtype at load: None (checkpoint's), float32, bfloat16, float16
     attn_implementation: Optional[str] = None  # eager | sdpa | flash_attention_2
     trust_remote_code: bool = False
+    config_overrides: Optional[dict] = None  # fields of the checkpoint's config to replace, e.g. dropout
     # LoRA (peft); target_modules None lets peft pick the defaults for the architecture
     use_lora: bool = False
     lora_r: int = 16
@@ -55,6 +56,9 @@ class ModelArgs:
     def __post_init__(self):
         check_choice("model", "pooling", self.pooling, ("cls", "mean", "last_token"))
         check_choice("model", "dtype", self.dtype, (None, "float32", "bfloat16", "float16"))
+        if self.config_overrides is not None and not isinstance(self.config_overrides, dict):
+            raise ConfigError(f"model.config_overrides must be a mapping of config fields to values, "
+                              f"e.g. {{hidden_dropout_prob: 0.0}}; got {self.config_overrides!r}")
         if self.use_lora and self.lora_r <= 0:
             raise ConfigError(f"model.lora_r must be > 0, got {self.lora_r}")
 

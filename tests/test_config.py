@@ -61,6 +61,7 @@ def test_unknown_key_fails_and_names_valid_keys():
     ("train.learning_rate=-1", "learning_rate must be >= 0"),
     ("train.head_learning_rate=-0.1", "head_learning_rate must be >= 0"),
     ("data.length_buckets=0", "data.length_buckets must be >= 1"),
+    ("model.config_overrides=[0.1]", "model.config_overrides must be a mapping"),
     ("data.train_path=nope.jsonl", "data.train_path: file not found"),
 ])
 def test_bad_override_fails_with_a_clear_message(override, message):

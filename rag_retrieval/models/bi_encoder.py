@@ -123,6 +123,7 @@ class BiEncoder(nn.Module):
         attn_implementation: Optional[str] = None,
         trust_remote_code: bool = False,
         lora: Optional[dict] = None,
+        config_overrides: Optional[dict] = None,
     ) -> "BiEncoder":
         """Load from a hub id, a local folder (ours or sentence-transformers') or an alias.
 
@@ -131,7 +132,8 @@ class BiEncoder(nn.Module):
         """
         path = resolve_model_path(model_name_or_path)
         st = read_sentence_transformers_config(path) if os.path.isdir(path) else {}
-        encoder = AutoModel.from_pretrained(path, **load_kwargs(dtype, attn_implementation, trust_remote_code))
+        encoder = AutoModel.from_pretrained(
+            path, **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None:  # decoder LLMs ship without one
             tokenizer.pad_token = tokenizer.eos_token
@@ -164,6 +166,7 @@ class BiEncoder(nn.Module):
             attn_implementation=model_args.attn_implementation,
             trust_remote_code=model_args.trust_remote_code,
             lora=model_args.lora,
+            config_overrides=model_args.config_overrides,
         )
         if matryoshka_dims:
             model.matryoshka_dims = [int(d) for d in matryoshka_dims]

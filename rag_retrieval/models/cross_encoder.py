@@ -50,7 +50,8 @@ class CrossEncoder(nn.Module):
     def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
                         query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
                         dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
-                        trust_remote_code: bool = False, lora: Optional[dict] = None) -> "CrossEncoder":
+                        trust_remote_code: bool = False, lora: Optional[dict] = None,
+                        config_overrides: Optional[dict] = None) -> "CrossEncoder":
         """Load a checkpoint (a hub id, a folder or an alias); a missing head is created (num_labels=1)."""
         path = resolve_model_path(model_name_or_path)
         saved = {}
@@ -58,7 +59,8 @@ class CrossEncoder(nn.Module):
             with open(os.path.join(path, CONFIG_FILE)) as f:
                 saved = json.load(f)
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            path, output_loading_info=True, **load_kwargs(dtype, attn_implementation, trust_remote_code, num_labels=1))
+            path, output_loading_info=True,
+            **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides, num_labels=1))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
             model.config.pad_token_id = tokenizer.pad_token_id
@@ -79,7 +81,7 @@ class CrossEncoder(nn.Module):
         """Build from the ``model:`` config section."""
         return cls.from_pretrained(model_args.model_name_or_path, max_length, model_args.query_instruction,
                                    model_args.passage_instruction, model_args.dtype, model_args.attn_implementation,
-                                   model_args.trust_remote_code, model_args.lora)
+                                   model_args.trust_remote_code, model_args.lora, model_args.config_overrides)
 
     # ---- training ------------------------------------------------------------------------
     @property

@@ -20,12 +20,29 @@ def is_peft(module: nn.Module) -> bool:
 
 
 def load_kwargs(dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
-                trust_remote_code: bool = False, **extra) -> dict:
+                trust_remote_code: bool = False, path: Optional[str] = None,
+                config_overrides: Optional[dict] = None, **extra) -> dict:
     """Keyword arguments of ``from_pretrained`` from our model settings (dtype by name).
+
+    ``config_overrides`` (``model.config_overrides``) replace fields of the checkpoint's config read
+    from ``path``, e.g. ``{"hidden_dropout_prob": 0.0}``; a name the config does not have is a
+    :class:`~rag_retrieval.config.ConfigError` (raised before any weight is read).
 
     >>> load_kwargs("bfloat16")["dtype"]
     torch.bfloat16
     """
+    if config_overrides:
+        from transformers import AutoConfig
+
+        from ..config import ConfigError
+
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
+        for key, value in config_overrides.items():
+            if not hasattr(config, key):
+                raise ConfigError(f"model.config_overrides.{key}: {type(config).__name__} of {path} has no field "
+                                  f"{key!r}; fields: {', '.join(sorted(config.to_dict()))}")
+            setattr(config, key, value)
+        extra = {"config": config}
     kwargs = {"trust_remote_code": trust_remote_code, **extra}
     if dtype:
         import torch
