@@ -46,7 +46,8 @@ class BaseRanker(abc.ABC):
     """Score (query, document) pairs and rerank documents.
 
     Subclasses implement :meth:`compute_score`; to score long documents by windows they also set
-    ``self.tokenizer`` (a fast tokenizer) and ``self.max_length``.
+    ``self.tokenizer`` (a fast tokenizer) and ``self.max_length``, and override
+    :meth:`doc_token_budget` when their input is not a cross-encoder's ``[CLS] q [SEP] d [SEP]``.
 
     Example:
         >>> class Overlap(BaseRanker):
@@ -91,11 +92,18 @@ class BaseRanker(abc.ABC):
         order = sorted(range(len(docs)), key=lambda i: -scores[i])[: top_k if top_k is not None else len(docs)]
         return RankedResults(query, [RankedDoc(i, docs[i], scores[i], r) for r, i in enumerate(order)])
 
+    def doc_token_budget(self, query: str) -> int:
+        """Document tokens that fit beside ``query`` within ``max_length`` (window size under ``max_chunk``).
+
+        This default counts the query and the special tokens of a tokenizer's pair input.
+        """
+        return self.max_length - len(self.tokenizer(query, add_special_tokens=False)["input_ids"]) \
+            - self.tokenizer.num_special_tokens_to_add(pair=True)
+
     def _max_chunk_scores(self, query: str, docs: list, overlap: int, normalize: bool) -> list:
         if self.tokenizer is None or not self.max_length:
             raise ValueError(f"{type(self).__name__} cannot split documents: it has no tokenizer/max_length")
-        budget = self.max_length - len(self.tokenizer(query, add_special_tokens=False)["input_ids"]) \
-            - self.tokenizer.num_special_tokens_to_add(pair=True)
+        budget = self.doc_token_budget(query)
         if budget <= overlap:
             raise ValueError(f"the query leaves {budget} tokens of max_length {self.max_length}: too few for windows "
                              f"with chunk_overlap {overlap}")

@@ -9,9 +9,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..models import BiEncoder, CrossEncoder
+from ..models import BiEncoder, CrossEncoder, LLMReranker
 from ..models.hub import resolve_model_path
-from .base import BaseRanker
+from .base import BaseRanker, RankedResults
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,30 @@ def _autocast_dtype(dtype: Optional[str], device: torch.device):
     return table[dtype]
 
 
+def _score_with_retry(score_fn, batch_size: int, device: torch.device, autocast):
+    """``score_fn(batch_size)`` under autocast; on out-of-memory, halve the batch and retry."""
+    while True:
+        try:
+            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+                return score_fn(batch_size)
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size //= 2
+            torch.cuda.empty_cache()
+            logger.warning("out of memory: retrying with batch_size=%d", batch_size)
+
+
+def _serve(ranker: BaseRanker, model, device: Optional[str], dtype: Optional[str], batch_size: int) -> None:
+    """Put ``model`` on ``device`` for inference and give ``ranker`` what scoring and windows read."""
+    ranker.device = _device(device)
+    ranker.autocast = _autocast_dtype(dtype, ranker.device)
+    ranker.model = model.to(ranker.device).eval()
+    ranker.batch_size = batch_size
+    ranker.tokenizer = model.tokenizer
+    ranker.max_length = model.max_length
+
+
 class CrossEncoderRanker(BaseRanker):
     """Cross-encoder reranker (bge-reranker, ours, any one-logit sequence classifier).
 
@@ -39,33 +63,74 @@ class CrossEncoderRanker(BaseRanker):
 
     def __init__(self, model_name_or_path: str, device: Optional[str] = None, dtype: Optional[str] = None,
                  batch_size: int = 64, max_length: Optional[int] = None, **model_kwargs):
-        self.device = _device(device)
-        self.model = CrossEncoder.from_pretrained(model_name_or_path, max_length=max_length, **model_kwargs)
-        self.model.to(self.device).eval()
-        self.autocast = _autocast_dtype(dtype, self.device)
-        self.batch_size = batch_size
-        self.tokenizer = self.model.tokenizer
-        self.max_length = self.model.max_length
+        model = CrossEncoder.from_pretrained(model_name_or_path, max_length=max_length, **model_kwargs)
+        _serve(self, model, device, dtype, batch_size)
 
     def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
         pairs = [tuple(p) for p in pairs]
         if not pairs:
             return []
-        batch_size = batch_size or self.batch_size
-        while True:
-            try:
-                with torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
-                                    enabled=self.autocast is not None):
-                    return self.model.compute_score(pairs, batch_size=batch_size, normalize=normalize)
-            except torch.OutOfMemoryError:
-                if batch_size == 1:
-                    raise
-                batch_size //= 2
-                torch.cuda.empty_cache()
-                logger.warning("out of memory: retrying with batch_size=%d", batch_size)
+        return _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
+                                 batch_size or self.batch_size, self.device, self.autocast)
 
 
-MODEL_TYPES = {"cross-encoder": CrossEncoderRanker}
+class LLMRanker(BaseRanker):
+    """Decoder-only LLM reranker: the "Yes" logit after FlagEmbedding's prompt (bge-reranker-v2-gemma, ours).
+
+    Scores equal :class:`rag_retrieval.models.LLMReranker`'s, the code that trained it, and
+    FlagEmbedding's ``FlagLLMReranker``'s. ``layerwise`` (model type ``llm-layerwise``) scores with
+    the hidden state after ``cutoff_layers`` layers (the saved ones, else the last layer);
+    :meth:`compute_score` then gives one score per pair for one cutoff layer, a list per pair for
+    several (:meth:`rerank` needs exactly one).
+
+    Raises:
+        ValueError: ``cutoff_layers`` without ``layerwise``.
+    """
+
+    def __init__(self, model_name_or_path: str, device: Optional[str] = None, dtype: Optional[str] = None,
+                 batch_size: int = 64, max_length: Optional[int] = None, layerwise: bool = False,
+                 cutoff_layers: Optional[Sequence[int]] = None, **model_kwargs):
+        if cutoff_layers is not None and not layerwise:
+            raise ValueError("cutoff_layers needs model_type='llm-layerwise'")
+        model = LLMReranker.from_pretrained(model_name_or_path, max_length=max_length, cutoff_layers=cutoff_layers,
+                                            **model_kwargs)
+        if not layerwise:
+            model.cutoff_layers = None
+        elif model.cutoff_layers is None:
+            model.cutoff_layers = [model.config.num_hidden_layers]
+        _serve(self, model, device, dtype, batch_size)
+
+    @property
+    def cutoff_layers(self) -> Optional[list]:
+        return self.model.cutoff_layers
+
+    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
+        pairs = [tuple(p) for p in pairs]
+        if not pairs:
+            return []
+        scores = _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
+                                   batch_size or self.batch_size, self.device, self.autocast)
+        if self.cutoff_layers is not None and len(self.cutoff_layers) == 1:
+            scores = [s[0] for s in scores]
+        return scores
+
+    def rerank(self, query: str, docs: Sequence[str], **kwargs) -> RankedResults:
+        if self.cutoff_layers is not None and len(self.cutoff_layers) > 1:
+            raise ValueError(f"rerank needs one score per document: load with one cutoff layer, not "
+                             f"{self.cutoff_layers} (compute_score gives one score per cutoff layer)")
+        return super().rerank(query, docs, **kwargs)
+
+    def doc_token_budget(self, query: str) -> int:
+        return self.model.doc_token_budget(query)
+
+
+def LayerwiseLLMRanker(model_name_or_path: str, cutoff_layers: Optional[Sequence[int]] = None,
+                       **kwargs) -> LLMRanker:
+    """An :class:`LLMRanker` scoring after ``cutoff_layers`` layers (model type ``llm-layerwise``)."""
+    return LLMRanker(model_name_or_path, layerwise=True, cutoff_layers=cutoff_layers, **kwargs)
+
+
+MODEL_TYPES = {"cross-encoder": CrossEncoderRanker, "llm": LLMRanker, "llm-layerwise": LayerwiseLLMRanker}
 
 
 def detect_model_type(path: str) -> str:
@@ -80,6 +145,10 @@ def detect_model_type(path: str) -> str:
             architectures = json.load(f).get("architectures") or []
         if any(a.endswith("ForSequenceClassification") for a in architectures):
             return "cross-encoder"
+        if any(a.startswith("LayerWise") and a.endswith("ForCausalLM") for a in architectures):
+            return "llm-layerwise"  # bge-reranker-v2-minicpm-layerwise
+        if any(a.endswith("ForCausalLM") for a in architectures):
+            return "llm"
     raise ValueError(f"cannot tell the model type of '{path}'; pass model_type= one of: {', '.join(MODEL_TYPES)}")
 
 

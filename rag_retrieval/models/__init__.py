@@ -3,5 +3,6 @@
 from .bi_encoder import BiEncoder
 from .cross_encoder import CrossEncoder
 from .hub import resolve_model_path
+from .llm_reranker import LLMReranker
 
-__all__ = ["BiEncoder", "CrossEncoder", "resolve_model_path"]
+__all__ = ["BiEncoder", "CrossEncoder", "LLMReranker", "resolve_model_path"]

@@ -12,12 +12,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
-from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
+from .pair_scorer import PairScorer
+from .weights import load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
 
 CONFIG_FILE = "rag_retrieval.json"
 
 
-class CrossEncoder(nn.Module):
+class CrossEncoder(PairScorer):
     """Score (query, document) pairs with ``AutoModelForSequenceClassification`` (num_labels=1).
 
     Checkpoints of bge-reranker, bce-reranker, gte-multilingual-reranker and the like load as
@@ -105,34 +106,13 @@ class CrossEncoder(nn.Module):
         """Tokenised pairs (or length-bucketed sub-batches of them) -> ``{"scores": (N,)}`` logits."""
         return {"scores": merge_chunks(lambda **f: self.model(**f).logits.view(-1), features)}
 
-    def activation_checkpointing_enable(self, **kwargs):
-        """Called by the Trainer for ``train.gradient_checkpointing``."""
-        self.model.activation_checkpointing_enable(**kwargs)
-        if hasattr(self.model, "enable_input_require_grads"):
-            self.model.enable_input_require_grads()
-
     # ---- inference -----------------------------------------------------------------------
-    @torch.inference_mode()
     def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
         """Scores of (query, document) pairs, in input order; sigmoid when ``normalize``.
 
         Pairs are tokenised once, sorted by token count and padded per batch (little padding).
         """
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        encoded = self.tokenize([q for q, _ in pairs], [d for _, d in pairs], padding=False)
-        rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(pairs))]
-        order = sorted(range(len(pairs)), key=lambda i: -len(rows[i]["input_ids"]))
-        out = torch.empty(len(pairs))
-        for start in range(0, len(pairs), batch_size):
-            idx = order[start : start + batch_size]
-            features = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
-            out[idx] = self(**features)["scores"].float().cpu()
-        self.train(was_training)
-        if normalize:
-            out = torch.sigmoid(out)
-        return out.tolist()
+        return self.score_pairs(pairs, batch_size, normalize, lambda **f: self(**f)["scores"])
 
     # ---- saving --------------------------------------------------------------------------
     def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
@@ -143,7 +123,3 @@ class CrossEncoder(nn.Module):
             json.dump({"kind": "cross-encoder", "max_length": self.max_length,
                        "query_instruction": self.query_instruction,
                        "passage_instruction": self.passage_instruction}, f, indent=2)
-
-    def load_weights(self, checkpoint_dir: str) -> None:
-        """Load weights saved by :meth:`save_pretrained` (resume, best model)."""
-        load_encoder_weights(self.model, checkpoint_dir)

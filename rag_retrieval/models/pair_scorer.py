@@ -1,0 +1,57 @@
+"""What every (query, passage) -> score model shares: sorted batched scoring, checkpointing, weights."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .weights import load_encoder_weights
+
+
+class PairScorer(nn.Module):
+    """Base of :class:`CrossEncoder` and :class:`LLMReranker`.
+
+    Subclasses hold the transformers model in ``self.model`` and the tokenizer in ``self.tokenizer``
+    and implement ``tokenize(queries, passages, padding=...)``.
+    """
+
+    def score_pairs(self, pairs: Sequence, batch_size: int, normalize: bool,
+                    score_fn: Callable[..., torch.Tensor]) -> list:
+        """``score_fn(**features)`` over ``pairs`` in input order, as a list; sigmoid when ``normalize``.
+
+        Pairs are tokenised once, sorted by token count and padded per batch (little padding).
+        ``score_fn`` returns ``(batch,)`` or ``(batch, k)`` scores (a list of k per pair then).
+        """
+        if not pairs:
+            return []
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        encoded = self.tokenize([q for q, _ in pairs], [d for _, d in pairs], padding=False)
+        rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(pairs))]
+        order = sorted(range(len(pairs)), key=lambda i: -len(rows[i]["input_ids"]))
+        out = None
+        with torch.inference_mode():
+            for start in range(0, len(pairs), batch_size):
+                idx = order[start : start + batch_size]
+                features = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
+                scores = score_fn(**features).float().cpu()
+                if out is None:
+                    out = torch.empty((len(pairs),) + scores.shape[1:])
+                out[idx] = scores
+        self.train(was_training)
+        if normalize:
+            out = torch.sigmoid(out)
+        return out.tolist()
+
+    def activation_checkpointing_enable(self, **kwargs):
+        """Called by the Trainer for ``train.gradient_checkpointing``."""
+        self.model.activation_checkpointing_enable(**kwargs)
+        if hasattr(self.model, "enable_input_require_grads"):
+            self.model.enable_input_require_grads()
+
+    def load_weights(self, checkpoint_dir: str) -> None:
+        """Load weights saved by ``save_pretrained`` (resume, best model)."""
+        load_encoder_weights(self.model, checkpoint_dir)
