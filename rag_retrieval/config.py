@@ -148,9 +148,12 @@ class EvalArgs:
     max_queries: Optional[int] = None  # first N queries only
     k_values: list = field(default_factory=lambda: [1, 5, 10, 100])
     batch_size: int = 128
+    max_length: Optional[int] = None  # truncation length for evaluation; None: the model's (data.*_max_len)
     before_training: bool = True  # evaluate the starting model too, and print a before/after table
 
     def __post_init__(self):
+        if self.max_length is not None and self.max_length < 1:
+            raise ConfigError(f"eval.max_length must be >= 1, got {self.max_length}")
         if (self.corpus_path is None) != (self.queries_path is None):
             raise ConfigError("eval.corpus_path and eval.queries_path go together (retrieval evaluation)")
 

@@ -152,16 +152,30 @@ class RetrievalEvaluator:
 
 
 class EvaluatorGroup:
-    """Run several evaluators and merge their metrics."""
+    """Run several evaluators and merge their metrics.
 
-    def __init__(self, evaluators: Sequence):
+    ``max_length``: evaluate with this truncation length (a reranker's ``max_length``, a bi-encoder's
+    ``passage_max_len``) instead of the model's own, which is restored afterwards; e.g. a reranker
+    trained on 64-token windows, evaluated on 128 tokens of each document.
+    """
+
+    def __init__(self, evaluators: Sequence, max_length: Optional[int] = None):
         self.evaluators = list(evaluators)
+        self.max_length = max_length
 
     def __call__(self, model) -> dict:
-        out: dict = {}
-        for ev in self.evaluators:
-            out.update(ev(model))
-        return out
+        key = next((k for k in ("max_length", "passage_max_len") if hasattr(model, k)), None)
+        saved = getattr(model, key) if key else None
+        if key and self.max_length:
+            setattr(model, key, self.max_length)
+        try:
+            out: dict = {}
+            for ev in self.evaluators:
+                out.update(ev(model))
+            return out
+        finally:
+            if key:
+                setattr(model, key, saved)
 
 
 def build_evaluator(eval_args) -> Optional[EvaluatorGroup]:
@@ -173,7 +187,7 @@ def build_evaluator(eval_args) -> Optional[EvaluatorGroup]:
     if eval_args.corpus_path:
         evaluators.append(RetrievalEvaluator(eval_args.corpus_path, eval_args.queries_path, eval_args.max_queries,
                                              eval_args.k_values, eval_args.batch_size))
-    return EvaluatorGroup(evaluators) if evaluators else None
+    return EvaluatorGroup(evaluators, eval_args.max_length) if evaluators else None
 
 
 def format_table(rows: dict, keys: Optional[Sequence[str]] = None) -> str:
