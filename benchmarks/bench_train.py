@@ -3,7 +3,8 @@
 
 Same model (all-MiniLM-L6-v2 with a new one-logit head), same data (the first queries of
 data/pkgdesc/train.jsonl, 1 positive + G-1 hard negatives each, as labelled pairs), same loss
-(pointwise binary cross-entropy), batch, learning rate, schedule and number of steps. Ours splits
+(pointwise binary cross-entropy), batch, learning rate, schedule, precision (--bf16: bf16 autocast in
+both) and number of steps; dropout as the checkpoint has it (0.1) in both. Ours splits
 each batch into length-bucketed sub-batches (--length-buckets; same loss, fewer pad tokens) and can
 give the new head its own rate (--head-lr; default: the body's). Each trainer
 runs in its own process (clean peak memory); the trained models are then scored by the same
@@ -55,7 +56,8 @@ def run_ours(args, out_dir) -> float:
           f"train.per_device_train_batch_size={args.batch_queries}", f"train.learning_rate={args.lr}",
           "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000", "train.disable_tqdm=true",
           "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
-          f"data.length_buckets={args.length_buckets}", f"train.head_learning_rate={args.head_lr or args.lr}"])
+          f"data.length_buckets={args.length_buckets}", f"train.head_learning_rate={args.head_lr or args.lr}",
+          f"train.bf16={str(args.bf16).lower()}", "model.config_overrides=null", "eval.max_length=null"])
     return time.time() - t0
 
 
@@ -76,7 +78,7 @@ def run_sentence_transformers(args, out_dir) -> float:
         output_dir=f"{out_dir}/st", per_device_train_batch_size=args.batch_queries * args.group,
         learning_rate=args.lr, max_steps=args.steps, warmup_steps=0, lr_scheduler_type="linear", seed=42,
         use_cpu=True, report_to="none", save_strategy="no", logging_steps=1000, disable_tqdm=True,
-        dataloader_drop_last=True)
+        dataloader_drop_last=True, bf16=args.bf16)
     trainer = CrossEncoderTrainer(model=model, args=targs, train_dataset=ds, loss=BinaryCrossEntropyLoss(model))
     t0 = time.time()
     trainer.train()
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--eval-queries", type=int, default=100)
     parser.add_argument("--length-buckets", type=int, default=4, help="ours: length-bucketed sub-batches (1 = off)")
     parser.add_argument("--head-lr", type=float, help="ours: learning rate of the new head (default: --lr)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast in both trainers (CPUs with bf16 units)")
     parser.add_argument("--worker", choices=["ours", "sentence-transformers"])
     parser.add_argument("--out-dir")
     args = parser.parse_args()
@@ -130,7 +133,7 @@ def main() -> None:
             results[which] = json.loads(lines[-1][len("RESULT "):])
     st, ours = results["sentence-transformers"], results["ours"]
     print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "
-          f"(max_length {args.max_length}, lr {args.lr}; ours: length_buckets {args.length_buckets}, head lr "
+          f"(max_length {args.max_length}, lr {args.lr}, {'bf16' if args.bf16 else 'fp32'}; ours: length_buckets {args.length_buckets}, head lr "
           f"{args.head_lr or args.lr}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
     print("| trainer | train s | pairs/s | peak RSS MB | MRR@10 |")
     print("|---|---|---|---|---|")

@@ -52,6 +52,12 @@ class ModelArgs:
     lora_dropout: float = 0.05
     lora_target_modules: Optional[list] = None
     merge_lora: bool = True  # merge the adapter into the weights in the final saved model
+    # ColBERT (train colbert): projection size, markers, query augmentation, punctuation masking
+    dim: Optional[int] = None  # None: the checkpoint's projection, else 128 for a new one
+    query_marker: Optional[str] = "[unused0]"  # token after [CLS] of queries; null: none
+    passage_marker: Optional[str] = "[unused1]"
+    query_augmentation: bool = True  # pad queries with [MASK] to data.query_max_len; they count in MaxSim
+    mask_punctuation: bool = True  # passage punctuation tokens do not count in MaxSim
 
     def __post_init__(self):
         check_choice("model", "pooling", self.pooling, ("cls", "mean", "last_token"))
@@ -107,7 +113,7 @@ class DataArgs:
 
 EMBEDDING_LOSSES = ("infonce", "kl_distill")
 RANKING_LOSSES = ("bce", "mse", "ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")
-KIND_LOSSES = {"embedding": EMBEDDING_LOSSES, "reranker": RANKING_LOSSES}  # loss.name choices per trainer kind
+KIND_LOSSES = {"embedding": EMBEDDING_LOSSES, "reranker": RANKING_LOSSES, "colbert": EMBEDDING_LOSSES}  # loss.name choices per trainer kind
 
 
 @dataclass
@@ -283,10 +289,34 @@ def load_config(argv: Optional[Sequence[str]] = None, loss_choices: Sequence[str
                           f"{', '.join(loss_choices)} (or several joined with '+')")
     evaluation = _build(EvalArgs, "eval", raw.get("eval") or {}, path)
     train_values = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
+    if train_values.get("bf16") == "auto":
+        train_values["bf16"] = bf16_supported(bool(train_values.get("use_cpu")))
     train = _build(_training_arguments_cls(), "train", train_values, path)
     _check_paths(path, data, evaluation)
     raw["train"] = train_values
     return Config(model=model, data=data, loss=loss, train=train, eval=evaluation, source=path, raw=raw)
+
+
+def bf16_supported(use_cpu: bool) -> bool:
+    """Whether bf16 autocast speeds training up here (``train.bf16: auto``).
+
+    On a GPU: bf16 support (Ampere and newer). On CPU: bf16 matrix instructions (``avx512_bf16`` or
+    AMX), which make bf16 matmuls several times faster than fp32; without them bf16 runs emulated,
+    many times slower than fp32.
+
+    >>> isinstance(bf16_supported(use_cpu=True), bool)
+    True
+    """
+    import torch
+
+    if not use_cpu and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _check_paths(path: str, data: DataArgs, evaluation: EvalArgs) -> None:

@@ -43,6 +43,17 @@ def test_override_wins_and_numbers_are_numbers(tmp_path):
     assert yaml.safe_load(open(path))["train"]["learning_rate"] == 2e-5
 
 
+@pytest.mark.parametrize("supported", [True, False])
+def test_bf16_auto_follows_the_hardware(supported, tmp_path, monkeypatch):
+    import rag_retrieval.config as config
+
+    seen = []
+    monkeypatch.setattr(config, "bf16_supported", lambda use_cpu: seen.append(use_cpu) or supported)
+    cfg = load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.bf16=auto", "train.use_cpu=true",
+                       f"train.output_dir={tmp_path}"])
+    assert cfg.train.bf16 is supported and seen == [True]
+
+
 def test_unknown_key_fails_and_names_valid_keys():
     with pytest.raises(ConfigError) as err:
         load_config(["--config", "configs/tests/embedding_tiny.yaml", "loss.temprature=0.1"])
