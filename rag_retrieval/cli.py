@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker"}
+TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker",
+               "colbert": "rag_retrieval.train.colbert"}
 COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__", "rerank": "rag_retrieval.infer.__main__"}
 
 

@@ -72,3 +72,27 @@ class PairCollator:
             targets["teacher_scores"] = scores
         features = dict(self.tokenize(queries, docs, self.pad_to_multiple_of))
         return {"features": split_by_length(features, self.length_buckets), "targets": targets}
+
+
+@dataclass
+class ColBERTCollator:
+    """Batch grouped items for a ColBERT model: queries and passages tokenised apart by the
+    model's own ``tokenize_queries`` / ``tokenize_passages`` (markers, [MASK] augmentation, score
+    masks), so training and inference build the same inputs. Same output layout as
+    :class:`EmbeddingCollator`."""
+
+    tokenize_queries: object
+    tokenize_passages: object
+
+    def __call__(self, items: list) -> dict:
+        batch = {
+            "features": {
+                "query": self.tokenize_queries([it["query"] for it in items]),
+                "passage": self.tokenize_passages([p for it in items for p in it["passages"]]),  # (B*G,)
+            },
+            "targets": {},
+        }
+        scores = teacher_scores_tensor(items)
+        if scores is not None:
+            batch["targets"]["teacher_scores"] = scores  # (B, G)
+        return batch

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..models import BiEncoder, CrossEncoder, LLMReranker
+from ..models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
 from ..models.hub import resolve_model_path
 from .base import BaseRanker, RankedResults
 
@@ -130,7 +130,29 @@ def LayerwiseLLMRanker(model_name_or_path: str, cutoff_layers: Optional[Sequence
     return LLMRanker(model_name_or_path, layerwise=True, cutoff_layers=cutoff_layers, **kwargs)
 
 
-MODEL_TYPES = {"cross-encoder": CrossEncoderRanker, "llm": LLMRanker, "llm-layerwise": LayerwiseLLMRanker}
+class ColBERTRanker(BaseRanker):
+    """ColBERT late-interaction reranker (ours, or a bge-m3-style folder with ``colbert_linear.pt``).
+
+    Scores are :class:`rag_retrieval.models.ColBERT`'s MaxSim, the code that trained the model;
+    each distinct query and document is encoded once.
+    """
+
+    def __init__(self, model_name_or_path: str, device: Optional[str] = None, dtype: Optional[str] = None,
+                 batch_size: int = 64, max_length: Optional[int] = None, **model_kwargs):
+        model = ColBERT.from_pretrained(model_name_or_path, passage_max_len=max_length, **model_kwargs)
+        _serve(self, model, device, dtype, batch_size)
+
+    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
+        pairs = [tuple(p) for p in pairs]
+        return _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
+                                 batch_size or self.batch_size, self.device, self.autocast)
+
+    def doc_token_budget(self, query: str) -> int:
+        return self.model.doc_token_budget()
+
+
+MODEL_TYPES = {"cross-encoder": CrossEncoderRanker, "llm": LLMRanker, "llm-layerwise": LayerwiseLLMRanker,
+               "colbert": ColBERTRanker}
 
 
 def detect_model_type(path: str) -> str:
@@ -139,6 +161,8 @@ def detect_model_type(path: str) -> str:
     if os.path.isfile(ours):
         with open(ours) as f:
             return json.load(f)["kind"]
+    if os.path.isfile(os.path.join(path, "colbert_linear.pt")):
+        return "colbert"  # bge-m3 style
     config = os.path.join(path, "config.json")
     if os.path.isfile(config):
         with open(config) as f:

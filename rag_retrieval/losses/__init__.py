@@ -34,13 +34,15 @@ def _combine(name: str, makers: dict, kl_weight: float) -> nn.Module:
     return CombinedLoss({n: makers[n]() for n in names}, {"kl_distill": kl_weight})
 
 
-def build_embedding_loss(loss_args, normalize: bool = True) -> nn.Module:
-    """The loss of the ``loss:`` config section for bi-encoders (temperature default 0.02)."""
-    t = loss_args.temperature if loss_args.temperature is not None else 0.02
+def build_embedding_loss(loss_args, normalize: bool = True, score_fn=None, default_temperature: float = 0.02):
+    """The loss of the ``loss:`` config section for bi-encoders (dot product, temperature default
+    0.02) and ColBERT (``score_fn``: MaxSim, temperature default 1)."""
+    t = loss_args.temperature if loss_args.temperature is not None else default_temperature
+    score = {"score_fn": score_fn} if score_fn is not None else {}
     makers = {
         "infonce": lambda: InfoNCELoss(t, in_batch_negatives=loss_args.in_batch_negatives,
-                                       cross_device=loss_args.cross_device_negatives),
-        "kl_distill": lambda: KLDistillLoss(t, loss_args.teacher_temperature),
+                                       cross_device=loss_args.cross_device_negatives, **score),
+        "kl_distill": lambda: KLDistillLoss(t, loss_args.teacher_temperature, **score),
     }
     loss = _combine(loss_args.name, makers, loss_args.kl_weight)
     if loss_args.matryoshka_dims:

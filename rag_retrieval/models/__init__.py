@@ -1,8 +1,9 @@
 """Models score with the same code in training and inference."""
 
 from .bi_encoder import BiEncoder
+from .colbert import ColBERT
 from .cross_encoder import CrossEncoder
 from .hub import resolve_model_path
 from .llm_reranker import LLMReranker
 
-__all__ = ["BiEncoder", "CrossEncoder", "LLMReranker", "resolve_model_path"]
+__all__ = ["BiEncoder", "ColBERT", "CrossEncoder", "LLMReranker", "resolve_model_path"]

@@ -63,7 +63,33 @@ def read_sentence_transformers_config(path: str) -> dict:
     return out
 
 
-class BiEncoder(nn.Module):
+class DualEncoder(nn.Module):
+    """What models that encode queries and passages apart share (:class:`BiEncoder`, ColBERT):
+    ``self.encoder`` (a transformers model) and ``embed(features)``; the Trainer's hooks."""
+
+    @property
+    def config(self):
+        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
+        return self.encoder.config
+
+    def forward(self, query: Optional[dict] = None, passage: Optional[dict] = None) -> dict:
+        """Returns ``{"q_reps": embed(query), "p_reps": embed(passage)}`` for the inputs given
+        (passages (B*G) rows, query-major)."""
+        out = {}
+        if query is not None:
+            out["q_reps"] = self.embed(query)
+        if passage is not None:
+            out["p_reps"] = self.embed(passage)
+        return out
+
+    def activation_checkpointing_enable(self, **kwargs):
+        """Called by the Trainer for ``train.gradient_checkpointing``; forwarded to the transformer."""
+        self.encoder.activation_checkpointing_enable(**kwargs)
+        if hasattr(self.encoder, "enable_input_require_grads"):  # LoRA: frozen embeddings need this
+            self.encoder.enable_input_require_grads()
+
+
+class BiEncoder(DualEncoder):
     """Encode queries and passages into vectors with a shared transformer.
 
     Args:
@@ -174,11 +200,6 @@ class BiEncoder(nn.Module):
 
     # ---- training ------------------------------------------------------------------------
     @property
-    def config(self):
-        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
-        return self.encoder.config
-
-    @property
     def embedding_dim(self) -> int:
         return self.encoder.config.hidden_size
 
@@ -187,21 +208,6 @@ class BiEncoder(nn.Module):
         hidden = self.encoder(**features).last_hidden_state  # (B, L, D)
         reps = pool(hidden, features["attention_mask"], self.pooling)  # (B, D)
         return truncate_and_normalize(reps, None, self.normalize)
-
-    def forward(self, query: Optional[dict] = None, passage: Optional[dict] = None) -> dict:
-        """Returns ``{"q_reps": (B, D), "p_reps": (B*G, D)}`` for the inputs given."""
-        out = {}
-        if query is not None:
-            out["q_reps"] = self.embed(query)
-        if passage is not None:
-            out["p_reps"] = self.embed(passage)
-        return out
-
-    def activation_checkpointing_enable(self, **kwargs):
-        """Called by the Trainer for ``train.gradient_checkpointing``; forwarded to the transformer."""
-        self.encoder.activation_checkpointing_enable(**kwargs)
-        if hasattr(self.encoder, "enable_input_require_grads"):  # LoRA: frozen embeddings need this
-            self.encoder.enable_input_require_grads()
 
     # ---- inference -----------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int) -> dict:

@@ -77,3 +77,36 @@ def dot_scores(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     [[2.0, 4.0]]
     """
     return q @ p.transpose(0, 1)
+
+
+def maxsim(q: torch.Tensor, p: torch.Tensor, q_mask: torch.Tensor | None = None,
+           p_mask: torch.Tensor | None = None, normalize_by_query_len: bool = False) -> torch.Tensor:
+    """Late-interaction (ColBERT) scores of all pairs: for each query token, its best dot product
+    over the passage's tokens, summed over the query's tokens.
+
+    q (Nq, Lq, D) and p (Np, Lp, D) are token vectors; masks (N, L) mark the tokens that count
+    (1) and those that do not (0: padding, punctuation), on either side. A passage with no token
+    left scores 0. ``normalize_by_query_len`` divides by the number of counted query tokens
+    (bge-m3's colbert score).
+
+    >>> q = torch.tensor([[[1., 0.], [0., 1.], [5., 5.]]])              # 1 query, 3 tokens (last masked)
+    >>> p = torch.tensor([[[1., 0.], [.6, .8], [9., 9.]],                # passage 0: last token masked
+    ...                   [[0., 1.], [0., 1.], [0., 1.]]])              # passage 1: all tokens count
+    >>> qm = torch.tensor([[1, 1, 0]]); pm = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    >>> maxsim(q, p, qm, pm).tolist()                                   # [1 + .8, 0 + 1]
+    [[1.7999999523162842, 1.0]]
+    >>> maxsim(q, p, qm, pm, normalize_by_query_len=True).tolist()
+    [[0.8999999761581421, 0.5]]
+    """
+    sim = torch.einsum("qid,pjd->qpij", q, p)  # (Nq, Np, Lq, Lp)
+    if p_mask is not None:
+        sim = sim.masked_fill(~p_mask.bool()[None, :, None, :], float("-inf"))
+    best = sim.max(dim=-1).values  # (Nq, Np, Lq)
+    best = best.masked_fill(torch.isinf(best), 0.0)  # passages with no counted token
+    if q_mask is None:
+        q_mask = torch.ones(q.shape[:2], dtype=best.dtype, device=q.device)
+    q_mask = q_mask.to(best.dtype)
+    scores = (best * q_mask[:, None, :]).sum(-1)  # (Nq, Np)
+    if normalize_by_query_len:
+        scores = scores / q_mask.sum(-1, keepdim=True).clamp(min=1)
+    return scores

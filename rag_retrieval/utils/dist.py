@@ -20,13 +20,21 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
     ``torch.distributed.nn.functional.all_gather`` is autograd-aware: the backward pass sums the
     gradients of each gathered copy back onto the process that owns it, so negatives gathered
-    from other processes still train the encoder. Shapes must match across processes.
+    from other processes still train the encoder. Shapes must match across processes, except
+    dim 1 of tensors with 3 or more dims (token vectors of ColBERT passages), which is zero-padded
+    to the longest across processes (zero rows carry a zero mask, so they never count).
     """
     rank, size = world()
     if size == 1:
         return tensor
     from torch.distributed.nn.functional import all_gather
 
+    if tensor.dim() >= 3:
+        longest = torch.tensor([tensor.shape[1]], device=tensor.device)
+        dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+        if longest.item() > tensor.shape[1]:
+            pad = [0, 0] * (tensor.dim() - 2) + [0, int(longest.item()) - tensor.shape[1]]
+            tensor = torch.nn.functional.pad(tensor, pad)
     return torch.cat(all_gather(tensor.contiguous()), dim=0)  # (world*N, ...)
 
 
