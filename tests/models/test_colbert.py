@@ -141,3 +141,27 @@ def test_torchrun_two_processes_and_resume(tmp_path):
         load = load_file if name.endswith("safetensors") else torch.load
         a, b = load(tmp_path / "full" / name), load(tmp_path / "part" / name)
         assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), name
+
+
+def test_distillation_from_teacher_scores_uses_maxsim(tmp_path):
+    from rag_retrieval.train.colbert import main
+
+    results = main(["--config", "configs/tests/colbert_tiny.yaml", f"train.output_dir={tmp_path}",
+                    "data.train_path=data/example/train_scores.jsonl", "loss.name=infonce+kl_distill",
+                    "eval.before_training=false"])
+    assert results["after"]["rerank_mrr@10"] > 0
+    assert json.load(open(tmp_path / "rag_retrieval.json"))["kind"] == "colbert"
+
+
+def test_kl_distill_scores_groups_by_maxsim():
+    from rag_retrieval.losses import KLDistillLoss
+    from rag_retrieval.models.colbert import packed_maxsim
+
+    torch.manual_seed(0)
+    q = torch.cat([F.normalize(torch.randn(2, 3, 4), dim=-1), torch.ones(2, 3, 1)], -1)
+    p = torch.cat([F.normalize(torch.randn(4, 5, 4), dim=-1), torch.ones(4, 5, 1)], -1)
+    teacher = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    loss = KLDistillLoss(score_fn=packed_maxsim)(q_reps=q, p_reps=p, teacher_scores=teacher)
+    student = torch.stack([packed_maxsim(q[i : i + 1], p[2 * i : 2 * i + 2])[0] for i in range(2)])  # (B, G)
+    expected = F.kl_div(F.log_softmax(student, -1), F.softmax(teacher, -1), reduction="batchmean")
+    assert torch.allclose(loss, expected, atol=1e-6)
