@@ -3,6 +3,8 @@
     rag-retrieval train embedding --config configs/embedding/minilm_pkgdesc_cpu.yaml key=value ...
     rag-retrieval eval --model outputs/x --rerank data/pkgdesc/test.jsonl
     rag-retrieval rerank --model outputs/reranker/x --input queries.jsonl --output ranked.jsonl
+    rag-retrieval validate data.jsonl --format pos_neg [--tokenizer minilm] [--against test.jsonl]
+    rag-retrieval split data.jsonl --format pos_neg --eval-fraction 0.1 --train-out a.jsonl --eval-out b.jsonl
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sys
 
 TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker",
                "colbert": "rag_retrieval.train.colbert"}
-COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__", "rerank": "rag_retrieval.infer.__main__"}
+COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__:main", "rerank": "rag_retrieval.infer.__main__:main",
+            "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main"}
 
 
 def main(argv=None) -> None:
@@ -28,7 +31,8 @@ def main(argv=None) -> None:
         sys.argv = [sys.argv[0], *rest[1:]]
         run_main(importlib.import_module(TRAIN_KINDS[rest[0]]).main)
         return
-    result = importlib.import_module(COMMANDS[command]).main(rest)
+    module, function = COMMANDS[command].split(":")
+    result = getattr(importlib.import_module(module), function)(rest)
     sys.exit(result if isinstance(result, int) else 0)
 
 
