@@ -5,6 +5,7 @@
     rag-retrieval rerank --model outputs/reranker/x --input queries.jsonl --output ranked.jsonl
     rag-retrieval validate data.jsonl --format pos_neg [--tokenizer minilm] [--against test.jsonl]
     rag-retrieval split data.jsonl --format pos_neg --eval-fraction 0.1 --train-out a.jsonl --eval-out b.jsonl
+    rag-retrieval convert faq.csv train.jsonl --from csv --to pos_neg --negatives 7
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker",
                "colbert": "rag_retrieval.train.colbert"}
 COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__:main", "rerank": "rag_retrieval.infer.__main__:main",
-            "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main"}
+            "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main", "convert": "rag_retrieval.data.tools:convert_main"}
 
 
 def main(argv=None) -> None:

@@ -85,3 +85,42 @@ def test_split_writes_nothing_when_a_record_is_bad(tmp_path):
     assert cli_rc(["split", path, "--format", "pos_neg", "--train-out", str(train), "--eval-out", str(dev)]) \
         == f"error: bad records, nothing written:\n  {path}:4: query: empty"
     assert not train.exists() and not dev.exists()
+
+
+def test_convert_round_trips_between_formats(tmp_path):
+    src = write(tmp_path / "pn.jsonl", [{"query": "q1", "pos": ["a"], "neg": ["b", "c"], "pos_scores": [0.9],
+                                         "neg_scores": [0.2, 0.1]},
+                                        {"query": "q2", "pos": ["d"], "neg": ["e"], "pos_scores": [1.0],
+                                         "neg_scores": [0.0]}])
+    read = lambda p: [json.loads(line) for line in open(p)]  # noqa: E731
+    assert cli_rc(["convert", src, str(tmp_path / "pw.jsonl"), "--from", "pos_neg", "--to", "pointwise"]) == 0
+    assert len(read(tmp_path / "pw.jsonl")) == 5
+    assert cli_rc(["convert", str(tmp_path / "pw.jsonl"), str(tmp_path / "hits.jsonl"), "--from", "pointwise",
+                   "--to", "hits"]) == 0
+    hits = read(tmp_path / "hits.jsonl")
+    assert [h["query"] for h in hits] == ["q1", "q2"] and [x["label"] for x in hits[0]["hits"]] == [1.0, 0.0, 0.0]
+    assert cli_rc(["convert", str(tmp_path / "hits.jsonl"), str(tmp_path / "back.jsonl"), "--from", "hits",
+                   "--to", "pos_neg"]) == 0
+    assert read(tmp_path / "back.jsonl") == read(src)
+
+
+def test_convert_csv_and_bad_inputs(tmp_path):
+    csv_path = tmp_path / "faq.csv"
+    csv_path.write_text('question,answer\nhow to install,run pip\nhow to test,run pytest\n"how, quoted",fine\n')
+    out = tmp_path / "out.jsonl"
+    assert cli_rc(["convert", str(csv_path), str(out), "--from", "csv", "--to", "pos_neg", "--negatives", "1"]) == 0
+    assert [len(json.loads(line)["neg"]) for line in open(out)] == [1, 1, 1]
+    assert cli_rc(["convert", str(csv_path), str(out), "--from", "csv", "--to", "hits"]) \
+        == f"error: {out} exists; pass --overwrite to replace it"
+    bad = tmp_path / "bad.csv"
+    bad.write_text('question,answer\n"unclosed,quote\n')
+    res = cli_rc(["convert", str(bad), str(tmp_path / "x.jsonl"), "--from", "csv", "--to", "pos_neg"])
+    assert res.startswith(f"error: {bad}:") and not (tmp_path / "x.jsonl").exists()
+    missing = tmp_path / "missing.csv"
+    missing.write_text("q,a\nx,y\n")
+    res = cli_rc(["convert", str(missing), str(tmp_path / "y.jsonl"), "--from", "csv", "--to", "pos_neg"])
+    assert "missing column(s) ['question', 'answer']" in res and not (tmp_path / "y.jsonl").exists()
+    nonutf = tmp_path / "bad.jsonl"
+    nonutf.write_bytes(b'{"query": "q", "pos": ["a"]}\n\xff\n')
+    res = cli_rc(["convert", str(nonutf), str(tmp_path / "z.jsonl"), "--from", "pos_neg", "--to", "hits"])
+    assert f"{nonutf}:2: line: not valid UTF-8" in res and not (tmp_path / "z.jsonl").exists()

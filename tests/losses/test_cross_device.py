@@ -1,6 +1,7 @@
 """InfoNCE with cross-device negatives in 2 gloo processes == one process holding the global batch."""
 
 import os
+import socket
 
 import pytest
 import torch
@@ -10,6 +11,12 @@ import torch.multiprocessing as mp
 from rag_retrieval.losses import InfoNCELoss, MatryoshkaLoss
 
 B, G, D, WORLD = 3, 2, 8, 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def global_batch():
@@ -42,11 +49,12 @@ def worker(rank, port, out_dir, case):
     torch.save({"loss": total.detach(), "q_grad": q.grad, "p_grad": p.grad}, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
+    os._exit(0)  # gloo workers sometimes abort in interpreter teardown after the work is done
 
 
 @pytest.mark.slow
 def test_cross_device_loss_and_gradients_equal_single_process(tmp_path):
-    port = 29500 + os.getpid() % 1000
+    port = free_port()
     mp.spawn(worker, args=(port, str(tmp_path), "dense"), nprocs=WORLD, join=True)
     q_all, p_all = global_batch()
     q_all.requires_grad_()
@@ -84,7 +92,7 @@ def colbert_batch(rank):
 def test_colbert_cross_device_loss_equals_single_process_with_ragged_lengths(tmp_path):
     from rag_retrieval.models.colbert import packed_maxsim
 
-    port = 30500 + os.getpid() % 1000
+    port = free_port()
     mp.spawn(worker, args=(port, str(tmp_path), "colbert"), nprocs=WORLD, join=True)
     batches = [colbert_batch(r) for r in range(WORLD)]
     longest = max(LENGTHS)
