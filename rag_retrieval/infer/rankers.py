@@ -10,7 +10,9 @@ from typing import Optional, Sequence
 import torch
 
 from ..models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
+from ..models.colbert import LINEAR_FILE
 from ..models.hub import resolve_model_path
+from ..models.weights import read_settings
 from .base import BaseRanker, RankedResults
 
 logger = logging.getLogger(__name__)
@@ -55,7 +57,19 @@ def _serve(ranker: BaseRanker, model, device: Optional[str], dtype: Optional[str
     ranker.max_length = model.max_length
 
 
-class CrossEncoderRanker(BaseRanker):
+class _ModelRanker(BaseRanker):
+    """A ranker serving one of our models: scores are the model's ``compute_score``, under autocast,
+    retried with a smaller batch on out-of-memory."""
+
+    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
+        pairs = [tuple(p) for p in pairs]
+        if not pairs:
+            return []
+        return _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
+                                 batch_size or self.batch_size, self.device, self.autocast)
+
+
+class CrossEncoderRanker(_ModelRanker):
     """Cross-encoder reranker (bge-reranker, ours, any one-logit sequence classifier).
 
     Scores equal :class:`rag_retrieval.models.CrossEncoder`'s, the code that trained it.
@@ -66,15 +80,8 @@ class CrossEncoderRanker(BaseRanker):
         model = CrossEncoder.from_pretrained(model_name_or_path, max_length=max_length, **model_kwargs)
         _serve(self, model, device, dtype, batch_size)
 
-    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
-        pairs = [tuple(p) for p in pairs]
-        if not pairs:
-            return []
-        return _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
-                                 batch_size or self.batch_size, self.device, self.autocast)
 
-
-class LLMRanker(BaseRanker):
+class LLMRanker(_ModelRanker):
     """Decoder-only LLM reranker: the "Yes" logit after FlagEmbedding's prompt (bge-reranker-v2-gemma, ours).
 
     Scores equal :class:`rag_retrieval.models.LLMReranker`'s, the code that trained it, and
@@ -105,11 +112,7 @@ class LLMRanker(BaseRanker):
         return self.model.cutoff_layers
 
     def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
-        pairs = [tuple(p) for p in pairs]
-        if not pairs:
-            return []
-        scores = _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
-                                   batch_size or self.batch_size, self.device, self.autocast)
+        scores = super().compute_score(pairs, normalize, batch_size)
         if self.cutoff_layers is not None and len(self.cutoff_layers) == 1:
             scores = [s[0] for s in scores]
         return scores
@@ -130,7 +133,7 @@ def LayerwiseLLMRanker(model_name_or_path: str, cutoff_layers: Optional[Sequence
     return LLMRanker(model_name_or_path, layerwise=True, cutoff_layers=cutoff_layers, **kwargs)
 
 
-class ColBERTRanker(BaseRanker):
+class ColBERTRanker(_ModelRanker):
     """ColBERT late-interaction reranker (ours, or a bge-m3-style folder with ``colbert_linear.pt``).
 
     Scores are :class:`rag_retrieval.models.ColBERT`'s MaxSim, the code that trained the model;
@@ -142,11 +145,6 @@ class ColBERTRanker(BaseRanker):
         model = ColBERT.from_pretrained(model_name_or_path, passage_max_len=max_length, **model_kwargs)
         _serve(self, model, device, dtype, batch_size)
 
-    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
-        pairs = [tuple(p) for p in pairs]
-        return _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
-                                 batch_size or self.batch_size, self.device, self.autocast)
-
     def doc_token_budget(self, query: str) -> int:
         return self.model.doc_token_budget()
 
@@ -157,11 +155,10 @@ MODEL_TYPES = {"cross-encoder": CrossEncoderRanker, "llm": LLMRanker, "llm-layer
 
 def detect_model_type(path: str) -> str:
     """The model type of a local folder from its files; raises ValueError listing the types."""
-    ours = os.path.join(path, "rag_retrieval.json")
-    if os.path.isfile(ours):
-        with open(ours) as f:
-            return json.load(f)["kind"]
-    if os.path.isfile(os.path.join(path, "colbert_linear.pt")):
+    ours = read_settings(path)
+    if ours:
+        return ours["kind"]
+    if os.path.isfile(os.path.join(path, LINEAR_FILE)):
         return "colbert"  # bge-m3 style
     config = os.path.join(path, "config.json")
     if os.path.isfile(config):

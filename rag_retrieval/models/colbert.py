@@ -24,9 +24,9 @@ from transformers import AutoModel, AutoTokenizer
 from .bi_encoder import DualEncoder
 from .hub import resolve_model_path
 from .pooling import maxsim
-from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
+from .weights import (SETTINGS_FILE, load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix,
+                      write_settings)
 
-CONFIG_FILE = "rag_retrieval.json"
 LINEAR_FILE = "colbert_linear.pt"
 BGE_M3_STYLE = {"query_marker": None, "passage_marker": None, "query_augmentation": False,
                 "mask_punctuation": False, "normalize_by_query_len": True, "skip_first_token": True}
@@ -101,11 +101,8 @@ class ColBERT(DualEncoder):
                 encoder.resize_token_embeddings(len(tokenizer))
         if query_augmentation and tokenizer.mask_token_id is None:
             raise ValueError("query_augmentation needs a tokenizer with a mask token; set it to false")
-        self.punctuation_ids = set()
-        for ch in string.punctuation:
-            ids = tokenizer(ch, add_special_tokens=False)["input_ids"]
-            if len(ids) == 1:
-                self.punctuation_ids.add(ids[0])
+        single = [tokenizer(ch, add_special_tokens=False)["input_ids"] for ch in string.punctuation]
+        self.punctuation_ids = torch.tensor(sorted({ids[0] for ids in single if len(ids) == 1}), dtype=torch.long)
 
     def _token_id(self, token: str) -> Optional[int]:
         tid = self.tokenizer.convert_tokens_to_ids(token)
@@ -155,7 +152,7 @@ class ColBERT(DualEncoder):
             linear = nn.Linear(in_features, out_features, bias="bias" in state)
             linear.load_state_dict(state)
             saved = dict(BGE_M3_STYLE)
-            config_file = _model_file(path, CONFIG_FILE)
+            config_file = _model_file(path, SETTINGS_FILE)
             if config_file is not None:
                 with open(config_file) as f:
                     saved = {k: v for k, v in json.load(f).items() if k not in ("kind", "dim")}
@@ -197,8 +194,8 @@ class ColBERT(DualEncoder):
             input_ids[i, : len(ids)] = torch.tensor(ids)
             attention[i, : len(ids)] = 1
         score_mask = torch.ones_like(attention) if augment else attention.clone()
-        if mask_punctuation and self.punctuation_ids:
-            score_mask[torch.isin(input_ids, torch.tensor(sorted(self.punctuation_ids)))] = 0
+        if mask_punctuation and len(self.punctuation_ids):
+            score_mask[torch.isin(input_ids, self.punctuation_ids)] = 0
         if self.skip_first_token:
             score_mask[:, 0] = 0
         return {"input_ids": input_ids, "attention_mask": attention, "score_mask": score_mask}
@@ -272,13 +269,13 @@ class ColBERT(DualEncoder):
                                     merge_lora)
         linear = strip_prefix(state_dict, "linear.") or self.linear.state_dict()
         torch.save({k: v.detach().cpu().contiguous() for k, v in linear.items()}, os.path.join(output_dir, LINEAR_FILE))
-        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
-            json.dump({"kind": "colbert", "dim": self.dim, "query_marker": self.query_marker,
-                       "passage_marker": self.passage_marker, "query_max_len": self.query_max_len,
-                       "passage_max_len": self.passage_max_len, "query_augmentation": self.query_augmentation,
-                       "mask_punctuation": self.mask_punctuation,
-                       "normalize_by_query_len": self.normalize_by_query_len,
-                       "skip_first_token": self.skip_first_token}, f, indent=2)
+        write_settings(output_dir, {"kind": "colbert", "dim": self.dim, "query_marker": self.query_marker,
+                                    "passage_marker": self.passage_marker, "query_max_len": self.query_max_len,
+                                    "passage_max_len": self.passage_max_len,
+                                    "query_augmentation": self.query_augmentation,
+                                    "mask_punctuation": self.mask_punctuation,
+                                    "normalize_by_query_len": self.normalize_by_query_len,
+                                    "skip_first_token": self.skip_first_token})
 
     def load_weights(self, checkpoint_dir: str) -> None:
         """Load weights saved by :meth:`save_pretrained` (resume, best model)."""

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Optional, Sequence
 
-import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .pair_scorer import PairScorer
-from .weights import load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
-
-CONFIG_FILE = "rag_retrieval.json"
-
+from .weights import load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
 
 class CrossEncoder(PairScorer):
     """Score (query, document) pairs with ``AutoModelForSequenceClassification`` (num_labels=1).
@@ -55,10 +49,7 @@ class CrossEncoder(PairScorer):
                         config_overrides: Optional[dict] = None) -> "CrossEncoder":
         """Load a checkpoint (a hub id, a folder or an alias); a missing head is created (num_labels=1)."""
         path = resolve_model_path(model_name_or_path)
-        saved = {}
-        if os.path.isfile(os.path.join(path, CONFIG_FILE)):
-            with open(os.path.join(path, CONFIG_FILE)) as f:
-                saved = json.load(f)
+        saved = read_settings(path)
         model, info = AutoModelForSequenceClassification.from_pretrained(
             path, output_loading_info=True,
             **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides, num_labels=1))
@@ -85,11 +76,6 @@ class CrossEncoder(PairScorer):
                                    model_args.trust_remote_code, model_args.lora, model_args.config_overrides)
 
     # ---- training ------------------------------------------------------------------------
-    @property
-    def config(self):
-        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
-        return self.model.config
-
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
                  padding: bool = True) -> dict:
         """Tokenise pairs as the model will see them (instructions, document truncated first).
@@ -119,7 +105,6 @@ class CrossEncoder(PairScorer):
         """Save the transformers checkpoint (plain ``from_pretrained`` loads it) and our settings."""
         self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
                                   merge_lora)
-        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
-            json.dump({"kind": "cross-encoder", "max_length": self.max_length,
-                       "query_instruction": self.query_instruction,
-                       "passage_instruction": self.passage_instruction}, f, indent=2)
+        write_settings(output_dir, {"kind": "cross-encoder", "max_length": self.max_length,
+                                    "query_instruction": self.query_instruction,
+                                    "passage_instruction": self.passage_instruction})

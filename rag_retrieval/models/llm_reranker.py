@@ -8,8 +8,6 @@ reads the "Yes" logit after each of ``cutoff_layers`` layers (bge-reranker-v2-mi
 from __future__ import annotations
 
 import inspect
-import json
-import os
 from typing import Optional, Sequence
 
 import torch
@@ -19,9 +17,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .pair_scorer import PairScorer
-from .weights import is_peft, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
+from .pooling import last_token_index
+from .weights import is_peft, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
 
-CONFIG_FILE = "rag_retrieval.json"
 DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the query by "
                   "providing a prediction of either 'Yes' or 'No'.")
 SEP = "\n"
@@ -44,16 +42,6 @@ def truncate_second(first: list, second: list, max_length: int, side: str = "rig
     if 0 < excess < len(second):
         second = second[excess:] if side == "left" else second[:-excess]
     return first + second
-
-
-def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Index of each row's last real token, for left or right padding alike.
-
-    >>> last_token_index(torch.tensor([[1, 1, 0], [0, 1, 1], [1, 1, 1]])).tolist()
-    [1, 2, 2]
-    """
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)  # (T,)
-    return (attention_mask.bool() * positions).argmax(dim=1)  # (N,)
 
 
 class LLMReranker(PairScorer):
@@ -121,10 +109,7 @@ class LLMReranker(PairScorer):
         defaults. A tokenizer without pad token pads with eos (or unk).
         """
         path = resolve_model_path(model_name_or_path)
-        saved = {}
-        if os.path.isfile(os.path.join(path, CONFIG_FILE)):
-            with open(os.path.join(path, CONFIG_FILE)) as f:
-                saved = json.load(f)
+        saved = read_settings(path)
         model = AutoModelForCausalLM.from_pretrained(
             path, **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -146,11 +131,6 @@ class LLMReranker(PairScorer):
                    cutoff_layers=pick(cutoff_layers, "cutoff_layers", None))
 
     # ---- inputs --------------------------------------------------------------------------
-    @property
-    def config(self):
-        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
-        return self.model.config
-
     def _ids(self, text) -> list:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -287,9 +267,8 @@ class LLMReranker(PairScorer):
         """Save the transformers checkpoint (plain ``from_pretrained`` loads it) and our settings."""
         self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
                                   merge_lora)
-        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
-            json.dump({"kind": "llm" if self.cutoff_layers is None else "llm-layerwise",
-                       "max_length": self.max_length, "query_max_length": self.query_max_length,
-                       "prompt": self.prompt, "query_instruction": self.query_instruction,
-                       "passage_instruction": self.passage_instruction, "yes_token": self.yes_token,
-                       "cutoff_layers": self.cutoff_layers}, f, indent=2)
+        write_settings(output_dir, {"kind": "llm" if self.cutoff_layers is None else "llm-layerwise",
+                                    "max_length": self.max_length, "query_max_length": self.query_max_length,
+                                    "prompt": self.prompt, "query_instruction": self.query_instruction,
+                                    "passage_instruction": self.passage_instruction, "yes_token": self.yes_token,
+                                    "cutoff_layers": self.cutoff_layers})

@@ -17,6 +17,11 @@ class PairScorer(nn.Module):
     and implement ``tokenize(queries, passages, padding=...)``.
     """
 
+    @property
+    def config(self):
+        """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
+        return self.model.config
+
     def score_pairs(self, pairs: Sequence, batch_size: int, normalize: bool,
                     score_fn: Callable[..., torch.Tensor]) -> list:
         """``score_fn(**features)`` over ``pairs`` in input order, as a list; sigmoid when ``normalize``.

@@ -7,12 +7,29 @@ or a peft adapter there during training with LoRA.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
 from torch import nn
 
 ADAPTER_FILE = "adapter_model.safetensors"
+SETTINGS_FILE = "rag_retrieval.json"  # our settings beside the weights: {"kind": ..., lengths, prompts, ...}
+
+
+def read_settings(folder: str) -> dict:
+    """The ``rag_retrieval.json`` settings of a local model folder; {} when there are none."""
+    path = os.path.join(folder, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_settings(folder: str, settings: dict) -> None:
+    """Write ``settings`` (with the model ``kind`` first) as the folder's ``rag_retrieval.json``."""
+    with open(os.path.join(folder, SETTINGS_FILE), "w") as f:
+        json.dump(settings, f, indent=2)
 
 
 def is_peft(module: nn.Module) -> bool:
