@@ -82,8 +82,29 @@ def _spread(values: list) -> dict:
     return {"min": min(values), "mean": round(sum(values) / len(values), 2), "max": max(values)} if values else {}
 
 
-def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = None,
-                  against_format: Optional[str] = None) -> dict:
+def _check_records(path: str, fmt: str) -> tuple:
+    """Read ``path`` with the training readers' checks: (good records, problems as
+    ``file:line: key: problem``, number of bad lines)."""
+    good, errors, bad = [], [], 0
+    for line_no, record, problems in iter_jsonl(path):
+        problems = problems or validate_record(record, fmt)
+        if problems:
+            bad += 1
+            errors.extend(f"{path}:{line_no}: {p}" for p in problems)
+        else:
+            good.append(record)
+    return good, errors, bad
+
+
+def _good_records(path: str, fmt: str) -> list:
+    """Every record of ``path``; InputError listing each problem when any record is bad."""
+    good, errors, _ = _check_records(path, fmt)
+    if errors:
+        raise InputError("bad records, nothing written:\n  " + "\n  ".join(errors))
+    return good
+
+
+def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = None) -> dict:
     """Check every record of ``path`` (as the training readers do) and describe the data.
 
     Returns ``{"errors": ["file:line: key: problem", ...], "stats": {...}}``: records, queries,
@@ -93,17 +114,10 @@ def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = 
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
-    errors: list = []
-    bad_lines: set = set()
+    records, errors, n_bad = _check_records(path, fmt)
     per_query: dict = {}  # query -> {"pos": [...], "neg": [...], "records": n}
-    good = dup_docs = 0
-    for line_no, record, problems in iter_jsonl(path):
-        problems = problems or validate_record(record, fmt)
-        if problems:
-            bad_lines.add(line_no)
-            errors.extend(f"{path}:{line_no}: {p}" for p in problems)
-            continue
-        good += 1
+    dup_docs = 0
+    for record in records:
         ex = to_example(record, fmt)
         entry = per_query.setdefault(ex.query, {"pos": [], "neg": [], "records": 0})
         entry["records"] += 1
@@ -116,7 +130,7 @@ def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = 
     queries = list(per_query)
     docs = list({d for e in per_query.values() for d in e["pos"] + e["neg"]})
     stats = {
-        "records": good + len(bad_lines), "good_records": good, "bad_records": len(bad_lines),
+        "records": len(records) + n_bad, "good_records": len(records), "bad_records": n_bad,
         "queries": len(queries),
         "duplicate_query_records": sum(e["records"] - 1 for e in per_query.values()),
         "positives_per_query": _spread([len(e["pos"]) for e in per_query.values()]),
@@ -144,15 +158,7 @@ def split_file(path: str, fmt: str, eval_fraction: float, train_out: str, eval_o
     when one is bad. Returns the counts."""
     if not 0 < eval_fraction < 1:
         raise ValueError(f"--eval-fraction must be in (0, 1), got {eval_fraction}")
-    records, errors = [], []
-    for line_no, record, problems in iter_jsonl(path):
-        problems = problems or validate_record(record, fmt)
-        if problems:
-            errors.extend(f"{path}:{line_no}: {p}" for p in problems)
-        else:
-            records.append(record)
-    if errors:
-        raise ValueError("bad records, nothing written:\n  " + "\n  ".join(errors))
+    records = _good_records(path, fmt)
     queries = sorted({r["query"] for r in records})
     random.Random(seed).shuffle(queries)
     n_eval = max(1, round(len(queries) * eval_fraction))
@@ -265,24 +271,18 @@ def convert_file(path: str, src: str, dst: str, out: str, overwrite: bool = Fals
         rows = read_pairs(path, question_column, answer_column, delimiter or ("\t" if src == "tsv" else ","))
         src, examples = "pos_neg", [to_example(r, "pos_neg") for r in to_pos_neg(rows, negatives, seed)]
     elif src in FORMATS:
-        examples, errors, grouped = [], [], {}
-        for line_no, record, problems in iter_jsonl(path):
-            problems = problems or validate_record(record, src)
-            if problems:
-                errors.extend(f"{path}:{line_no}: {p}" for p in problems)
-            elif src == "pointwise":  # one document per record: group a query's records
-                ex = to_example(record, src)
-                if ex.query not in grouped:
-                    grouped[ex.query] = ex
-                    examples.append(ex)
-                else:
-                    g = grouped[ex.query]
-                    g.docs, g.labels = g.docs + ex.docs, g.labels + ex.labels
-                    g.scores = (g.scores + ex.scores) if g.scores is not None and ex.scores is not None else None
+        examples, grouped = [], {}
+        for record in _good_records(path, src):
+            ex = to_example(record, src)
+            if src != "pointwise":
+                examples.append(ex)
+            elif ex.query not in grouped:  # one document per record: group a query's records
+                grouped[ex.query] = ex
+                examples.append(ex)
             else:
-                examples.append(to_example(record, src))
-        if errors:
-            raise InputError("bad records, nothing written:\n  " + "\n  ".join(errors))
+                g = grouped[ex.query]
+                g.docs, g.labels = g.docs + ex.docs, g.labels + ex.labels
+                g.scores = (g.scores + ex.scores) if g.scores is not None and ex.scores is not None else None
     else:
         raise ValueError(f"--from {src!r}: choose one of csv, tsv, {', '.join(FORMATS)}")
     records = [rec for ex in examples for rec in to_records(ex, dst)]
