@@ -6,6 +6,7 @@
     rag-retrieval validate data.jsonl --format pos_neg [--tokenizer minilm] [--against test.jsonl]
     rag-retrieval split data.jsonl --format pos_neg --eval-fraction 0.1 --train-out a.jsonl --eval-out b.jsonl
     rag-retrieval convert faq.csv train.jsonl --from csv --to pos_neg --negatives 7
+    rag-retrieval mine pairs.jsonl train.jsonl --format pos_neg --corpus corpus.jsonl --method dense --range 10-100
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import importlib
 import sys
 
 TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker",
-               "colbert": "rag_retrieval.train.colbert"}
+               "colbert": "rag_retrieval.train.colbert", "llm_reranker": "rag_retrieval.train.llm_reranker"}
 COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__:main", "rerank": "rag_retrieval.infer.__main__:main",
-            "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main", "convert": "rag_retrieval.data.tools:convert_main"}
+            "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main", "convert": "rag_retrieval.data.tools:convert_main",
+            "mine": "rag_retrieval.data.mining:mine_main"}
 
 
 def main(argv=None) -> None:

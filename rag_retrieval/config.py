@@ -39,8 +39,8 @@ class ModelArgs:
     model_name_or_path: str = "minilm"
     pooling: str = "mean"  # cls | mean | last_token
     normalize: bool = True
-    query_instruction: str = ""  # prepended to every query (a per-record "prompt" overrides it)
-    passage_instruction: str = ""
+    query_instruction: Optional[str] = None  # prepended to every query (a per-record "prompt" overrides it);
+    passage_instruction: Optional[str] = None  # None: the checkpoint's, else "" ("A: " / "B: " for LLM rerankers)
     dtype: Optional[str] = None  # weights dtype at load: None (checkpoint's), float32, bfloat16, float16
     attn_implementation: Optional[str] = None  # eager | sdpa | flash_attention_2
     trust_remote_code: bool = False
@@ -58,6 +58,14 @@ class ModelArgs:
     passage_marker: Optional[str] = "[unused1]"
     query_augmentation: bool = True  # pad queries with [MASK] to data.query_max_len; they count in MaxSim
     mask_punctuation: bool = True  # passage punctuation tokens do not count in MaxSim
+    # LLM reranker (train llm_reranker): how the decoder scores a (query, passage) prompt
+    llm_score: str = "yes_token"  # yes_token: logit of yes_token (minus no_token's) | head: linear head on the last token
+    prompt: Optional[str] = None  # the question after the pair; None: FlagEmbedding's
+    yes_token: str = "Yes"
+    no_token: Optional[str] = None  # e.g. "no" (Qwen3-Reranker): score = logit(yes) - logit(no)
+    prompt_template: Optional[str] = None  # "...{query}...{passage}..." instead of FlagEmbedding's layout
+    chat_template: bool = False  # wrap the FlagEmbedding-style prompt in the tokenizer's chat template
+    cutoff_layers: Optional[list] = None  # layerwise: score after each of these layer counts (trained together)
 
     def __post_init__(self):
         check_choice("model", "pooling", self.pooling, ("cls", "mean", "last_token"))
@@ -67,6 +75,17 @@ class ModelArgs:
                               f"e.g. {{hidden_dropout_prob: 0.0}}; got {self.config_overrides!r}")
         if self.use_lora and self.lora_r <= 0:
             raise ConfigError(f"model.lora_r must be > 0, got {self.lora_r}")
+        check_choice("model", "llm_score", self.llm_score, ("yes_token", "head"))
+        if self.prompt_template is not None:
+            from .models.llm_reranker import split_template
+
+            try:
+                split_template(self.prompt_template)
+            except ValueError as err:
+                raise ConfigError(f"model.{err}") from None
+        if self.cutoff_layers is not None and (
+                not self.cutoff_layers or any(not isinstance(c, int) or c < 1 for c in self.cutoff_layers)):
+            raise ConfigError(f"model.cutoff_layers must be a list of layer counts >= 1, got {self.cutoff_layers}")
 
     @property
     def lora(self) -> Optional[dict]:
@@ -113,7 +132,8 @@ class DataArgs:
 
 EMBEDDING_LOSSES = ("infonce", "kl_distill")
 RANKING_LOSSES = ("bce", "mse", "ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")
-KIND_LOSSES = {"embedding": EMBEDDING_LOSSES, "reranker": RANKING_LOSSES, "colbert": EMBEDDING_LOSSES}  # loss.name choices per trainer kind
+KIND_LOSSES = {"embedding": EMBEDDING_LOSSES, "reranker": RANKING_LOSSES, "colbert": EMBEDDING_LOSSES,
+               "llm_reranker": RANKING_LOSSES}  # loss.name choices per trainer kind
 
 
 @dataclass

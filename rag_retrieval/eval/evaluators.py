@@ -94,15 +94,28 @@ class RerankEvaluator:
         raise TypeError(f"{type(model).__name__} has neither encode_queries nor compute_score")
 
     def __call__(self, model) -> dict:
+        """Mean metrics over the queries. A layerwise model (one score per cutoff layer) is measured
+        at each layer (``rerank_layer8_mrr@10``, ...); the unprefixed names are its last layer's."""
         t0 = time.time()
-        per_query = []
-        for ex, scores in zip(self.examples, self.scores(model)):
-            ranked = [ex.labels[i] for i in rank_by_scores(scores)]
-            per_query.append(query_metrics(ranked, self.k_values, ex.labels))
-        metrics = mean_metrics(per_query)
-        logger.info("%s: %d queries in %.1fs", self.name or "rerank", len(self.examples), time.time() - t0)
+        all_scores = self.scores(model)
         prefix = f"{self.name}_" if self.name else ""
-        return {prefix + k: v for k, v in metrics.items()}
+        layered = bool(all_scores) and bool(all_scores[0]) and isinstance(all_scores[0][0], list)
+        columns = len(all_scores[0][0]) if layered else 1
+        layers = list(getattr(model, "cutoff_layers", None) or range(1, columns + 1))
+        out = {}
+        for c in range(columns):
+            per_query = []
+            for ex, scores in zip(self.examples, all_scores):
+                scores = [s[c] for s in scores] if layered else scores
+                ranked = [ex.labels[i] for i in rank_by_scores(scores)]
+                per_query.append(query_metrics(ranked, self.k_values, ex.labels))
+            metrics = mean_metrics(per_query)
+            if layered:
+                out.update({f"{prefix}layer{layers[c]}_{k}": v for k, v in metrics.items()})
+            if c == columns - 1:
+                out.update({prefix + k: v for k, v in metrics.items()})
+        logger.info("%s: %d queries in %.1fs", self.name or "rerank", len(self.examples), time.time() - t0)
+        return out
 
 
 class RetrievalEvaluator:

@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .pair_scorer import PairScorer
-from .weights import load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
+from .weights import load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
 
 class CrossEncoder(PairScorer):
     """Score (query, document) pairs with ``AutoModelForSequenceClassification`` (num_labels=1).
@@ -47,12 +47,12 @@ class CrossEncoder(PairScorer):
                         dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                         trust_remote_code: bool = False, lora: Optional[dict] = None,
                         config_overrides: Optional[dict] = None) -> "CrossEncoder":
-        """Load a checkpoint (a hub id, a folder or an alias); a missing head is created (num_labels=1)."""
+        """Load a checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours); a missing
+        head is created (num_labels=1)."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            path, output_loading_info=True,
-            **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides, num_labels=1))
+        model, missing = load_auto_model(AutoModelForSequenceClassification, path, lambda base: load_kwargs(
+            dtype, attn_implementation, trust_remote_code, base, config_overrides, num_labels=1))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
             model.config.pad_token_id = tokenizer.pad_token_id
@@ -65,7 +65,7 @@ class CrossEncoder(PairScorer):
             passage_instruction=passage_instruction if passage_instruction is not None
             else saved.get("passage_instruction", ""),
         )
-        ce.new_modules = tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+        ce.new_modules = tuple(sorted({key.rsplit(".", 1)[0] for key in missing}))
         return ce
 
     @classmethod

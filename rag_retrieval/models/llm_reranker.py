@@ -12,17 +12,47 @@ from typing import Optional, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .pair_scorer import PairScorer
 from .pooling import last_token_index
-from .weights import is_peft, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
+from .weights import (is_peft, load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix,
+                      write_settings)
 
 DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the query by "
                   "providing a prediction of either 'Yes' or 'No'.")
 SEP = "\n"
+SCORE_MODES = ("yes_token", "head")
+QUERY, PASSAGE = "{query}", "{passage}"
+
+
+def split_template(template: str) -> tuple:
+    """``"pre{query}mid{passage}post"`` -> ``("pre", "mid", "post")``.
+
+    >>> split_template("<user>Q: {query}\\nD: {passage}</user>")
+    ('<user>Q: ', '\\nD: ', '</user>')
+    >>> split_template("{passage} {query}")
+    Traceback (most recent call last):
+    ...
+    ValueError: prompt_template must hold {query} once, then {passage} once; got '{passage} {query}'
+    """
+    if template.count(QUERY) != 1 or template.count(PASSAGE) != 1 or template.index(QUERY) > template.index(PASSAGE):
+        raise ValueError(f"prompt_template must hold {QUERY} once, then {PASSAGE} once; got {template!r}")
+    pre, rest = template.split(QUERY)
+    mid, post = rest.split(PASSAGE)
+    return pre, mid, post
+
+
+def chat_prompt_template(tokenizer, prompt: str, query_instruction: str, passage_instruction: str) -> str:
+    """The FlagEmbedding-style user message in the tokenizer's chat template, generation prompt
+    added, as a ``prompt_template`` (the yes token then follows the assistant header)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("chat_template: true, but the tokenizer has no chat template; set model.prompt_template")
+    content = f"{query_instruction}{QUERY}{SEP}{passage_instruction}{PASSAGE}{SEP}{prompt}"
+    return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def truncate_second(first: list, second: list, max_length: int, side: str = "right") -> list:
@@ -45,7 +75,7 @@ def truncate_second(first: list, second: list, max_length: int, side: str = "rig
 
 
 class LLMReranker(PairScorer):
-    """Score (query, passage) pairs with a causal LM: the logit of ``yes_token`` after the prompt.
+    """Score (query, passage) pairs with a decoder-only LM, read at the last token of a prompt.
 
     Input per pair, as FlagEmbedding's ``FlagLLMReranker`` builds it::
 
@@ -54,8 +84,16 @@ class LLMReranker(PairScorer):
     The query is cut to ``query_max_length`` tokens, the passage to ``max_length``, then the passage
     again so the part before the last ``\\n`` holds at most ``max_length + len(sep) + len(prompt)``
     tokens. ``bos`` is added when the tokenizer has one distinct from its pad token.
+    With ``prompt_template`` (text with ``{query}`` then ``{passage}``, e.g. Qwen3-Reranker's chat
+    prompt) the input is instead ``[bos] pre query mid passage post``, the query cut to
+    ``query_max_length`` and the passage to ``max_length`` tokens; bos only when ``pre`` does not
+    start with it.
 
-    Only the scored position's hidden state meets the LM head, and only the ``yes_token`` row of it.
+    The score is read from the hidden state of the last real token (left or right padding):
+    ``score="yes_token"``: the logit of ``yes_token`` (minus that of ``no_token`` when given, so
+    the sigmoid is P(yes) over {yes, no}, as Qwen3-Reranker); only that LM-head row is computed.
+    ``score="head"``: a linear one-logit head (``AutoModelForSequenceClassification``'s ``score``
+    layer, new when the checkpoint has none; RAG-Retrieval style).
 
     Args:
         model: an ``AutoModelForCausalLM`` (optionally wrapped by peft).
@@ -63,10 +101,12 @@ class LLMReranker(PairScorer):
         max_length: passage token limit (the whole input is longer: query, prompt).
         query_max_length: query token limit; ``max_length * 3 // 4`` when None.
         prompt / query_instruction / passage_instruction: the prompt texts (FlagEmbedding's defaults).
-        yes_token: text whose first token's logit is the score.
+        yes_token / no_token: texts whose first tokens' logits give the score (no_token optional).
+        prompt_template: ``pre{query}mid{passage}post`` instead of the FlagEmbedding layout.
+        score: ``yes_token`` or ``head`` (then ``model`` is a sequence-classification model).
         cutoff_layers: None for one score per pair; a list of layer counts (1..num_hidden_layers)
             for layerwise scores, one per listed layer, from the final norm of the hidden state
-            after that many layers (layers past the largest are not run).
+            after that many layers (layers past the largest are not run); yes-token or head alike.
 
     Example:
         >>> llm = LLMReranker.from_pretrained("tiny-qwen2", max_length=64)
@@ -79,10 +119,13 @@ class LLMReranker(PairScorer):
 
     def __init__(self, model: nn.Module, tokenizer, max_length: int = 512, query_max_length: Optional[int] = None,
                  prompt: str = DEFAULT_PROMPT, query_instruction: str = "A: ", passage_instruction: str = "B: ",
-                 yes_token: str = "Yes", cutoff_layers: Optional[Sequence[int]] = None):
+                 yes_token: str = "Yes", cutoff_layers: Optional[Sequence[int]] = None, no_token: Optional[str] = None,
+                 prompt_template: Optional[str] = None, score: str = "yes_token"):
         super().__init__()
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token (from_pretrained uses eos)")
+        if score not in SCORE_MODES:
+            raise ValueError(f"score={score!r}: choose one of {', '.join(SCORE_MODES)}")
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -92,8 +135,13 @@ class LLMReranker(PairScorer):
         self.passage_instruction = passage_instruction
         self.yes_token = yes_token
         self.yes_token_id = self._ids(yes_token)[0]
+        self.no_token = no_token
+        self.no_token_id = self._ids(no_token)[0] if no_token is not None else None
+        self.prompt_template = prompt_template
+        self._template = split_template(prompt_template) if prompt_template is not None else None
+        self.score = score
         self.cutoff_layers = list(cutoff_layers) if cutoff_layers is not None else None
-        self.new_modules: tuple = ()  # every weight comes from the checkpoint (train.head_learning_rate)
+        self.new_modules: tuple = ()  # weights the checkpoint did not hold (a new score head): head_learning_rate
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
@@ -102,33 +150,59 @@ class LLMReranker(PairScorer):
                         config_overrides: Optional[dict] = None, prompt: Optional[str] = None,
                         query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
                         yes_token: Optional[str] = None, query_max_length: Optional[int] = None,
-                        cutoff_layers: Optional[Sequence[int]] = None) -> "LLMReranker":
-        """Load a causal LM checkpoint (a hub id, a folder or an alias).
+                        cutoff_layers: Optional[Sequence[int]] = None, no_token: Optional[str] = None,
+                        prompt_template: Optional[str] = None, chat_template: bool = False,
+                        score: Optional[str] = None) -> "LLMReranker":
+        """Load a causal LM checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours).
 
         Settings left None come from the folder's ``rag_retrieval.json`` when it has one, else the
-        defaults. A tokenizer without pad token pads with eos (or unk).
+        defaults. ``chat_template`` builds ``prompt_template`` from the tokenizer's chat template.
+        A tokenizer without pad token pads with eos (or unk).
         """
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, **load_kwargs(dtype, attn_implementation, trust_remote_code, path, config_overrides))
+
+        def pick(value, key, default):
+            return value if value is not None else saved.get(key, default)
+
+        score = pick(score, "score", "yes_token")
+        if score not in SCORE_MODES:
+            raise ValueError(f"score={score!r}: choose one of {', '.join(SCORE_MODES)}")
+        auto = AutoModelForSequenceClassification if score == "head" else AutoModelForCausalLM
+        extra = {"num_labels": 1} if score == "head" else {}
+        model, missing = load_auto_model(auto, path, lambda base: load_kwargs(
+            dtype, attn_implementation, trust_remote_code, base, config_overrides, **extra))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        model = maybe_wrap_lora(model, lora, task_type="CAUSAL_LM")
+        model = maybe_wrap_lora(model, lora, task_type="SEQ_CLS" if score == "head" else "CAUSAL_LM")
+        prompt = pick(prompt, "prompt", DEFAULT_PROMPT)
+        query_instruction = pick(query_instruction, "query_instruction", "A: ")
+        passage_instruction = pick(passage_instruction, "passage_instruction", "B: ")
+        template = pick(prompt_template, "prompt_template", None)
+        if chat_template and template is None:
+            template = chat_prompt_template(tokenizer, prompt, query_instruction, passage_instruction)
+        llm = cls(model, tokenizer, max_length=pick(max_length, "max_length", 512),
+                  query_max_length=pick(query_max_length, "query_max_length", None), prompt=prompt,
+                  query_instruction=query_instruction, passage_instruction=passage_instruction,
+                  yes_token=pick(yes_token, "yes_token", "Yes"), no_token=pick(no_token, "no_token", None),
+                  cutoff_layers=pick(cutoff_layers, "cutoff_layers", None), prompt_template=template, score=score)
+        llm.new_modules = tuple(sorted({key.rsplit(".", 1)[0] for key in missing}))
+        return llm
 
-        def pick(value, key, default):
-            return value if value is not None else saved.get(key, default)
-
-        return cls(model, tokenizer, max_length=pick(max_length, "max_length", 512),
-                   query_max_length=pick(query_max_length, "query_max_length", None),
-                   prompt=pick(prompt, "prompt", DEFAULT_PROMPT),
-                   query_instruction=pick(query_instruction, "query_instruction", "A: "),
-                   passage_instruction=pick(passage_instruction, "passage_instruction", "B: "),
-                   yes_token=pick(yes_token, "yes_token", "Yes"),
-                   cutoff_layers=pick(cutoff_layers, "cutoff_layers", None))
+    @classmethod
+    def from_args(cls, model_args, max_length: int, query_max_length: Optional[int] = None) -> "LLMReranker":
+        """Build from the ``model:`` config section (passage / query token limits from ``data:``)."""
+        return cls.from_pretrained(
+            model_args.model_name_or_path, max_length=max_length, dtype=model_args.dtype,
+            attn_implementation=model_args.attn_implementation, trust_remote_code=model_args.trust_remote_code,
+            lora=model_args.lora, config_overrides=model_args.config_overrides, prompt=model_args.prompt,
+            query_instruction=model_args.query_instruction, passage_instruction=model_args.passage_instruction,
+            yes_token=model_args.yes_token, no_token=model_args.no_token, query_max_length=query_max_length,
+            cutoff_layers=model_args.cutoff_layers, prompt_template=model_args.prompt_template,
+            chat_template=model_args.chat_template, score=model_args.llm_score)
 
     # ---- inputs --------------------------------------------------------------------------
     def _ids(self, text) -> list:
@@ -139,8 +213,7 @@ class LLMReranker(PairScorer):
         limit = self.query_max_length or self.max_length * 3 // 4
         ids = self.tokenizer([self.query_instruction + q for q in queries], add_special_tokens=False,
                              truncation=True, max_length=limit)["input_ids"]
-        tok = self.tokenizer
-        bos = [tok.bos_token_id] if tok.bos_token_id is not None and tok.bos_token_id != tok.pad_token_id else []
+        bos = self._bos([])
         return [bos + q for q in ids]
 
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
@@ -149,20 +222,45 @@ class LLMReranker(PairScorer):
 
         ``padding=False`` returns unpadded token lists (to sort by length and pad per batch later).
         """
-        sep, prompt = self._ids(SEP), self._ids(self.prompt)
-        passages = self.tokenizer([self.passage_instruction + d for d in docs], add_special_tokens=False,
-                                  truncation=True, max_length=self.max_length)["input_ids"]
-        budget = self.max_length + len(sep) + len(prompt)
-        side = self.tokenizer.truncation_side
-        ids = [truncate_second(q, sep + p, budget, side) + sep + prompt
-               for q, p in zip(self._query_ids(queries), passages)]
+        if self._template is not None:
+            ids = self._template_ids(queries, docs)
+        else:
+            ids = self._flag_ids(queries, docs)
         encoded = {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
         if not padding:
             return encoded
         return self.tokenizer.pad(encoded, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
 
+    def _bos(self, first: list) -> list:
+        tok = self.tokenizer
+        if tok.bos_token_id is None or tok.bos_token_id == tok.pad_token_id or first[:1] == [tok.bos_token_id]:
+            return []
+        return [tok.bos_token_id]
+
+    def _template_ids(self, queries: Sequence[str], docs: Sequence[str]) -> list:
+        """``[bos] pre query mid passage post``: query and passage cut to their own limits."""
+        pre, mid, post = (self._ids(part) for part in self._template)
+        limit = self.query_max_length or self.max_length * 3 // 4
+        q_ids = self.tokenizer(list(queries), add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
+        p_ids = self.tokenizer(list(docs), add_special_tokens=False, truncation=True,
+                               max_length=self.max_length)["input_ids"]
+        bos = self._bos(pre)
+        return [bos + pre + q + mid + p + post for q, p in zip(q_ids, p_ids)]
+
+    def _flag_ids(self, queries: Sequence[str], docs: Sequence[str]) -> list:
+        """FlagEmbedding's FlagLLMReranker layout and truncation (see the class docstring)."""
+        sep, prompt = self._ids(SEP), self._ids(self.prompt)
+        passages = self.tokenizer([self.passage_instruction + d for d in docs], add_special_tokens=False,
+                                  truncation=True, max_length=self.max_length)["input_ids"]
+        budget = self.max_length + len(sep) + len(prompt)
+        side = self.tokenizer.truncation_side
+        return [truncate_second(q, sep + p, budget, side) + sep + prompt
+                for q, p in zip(self._query_ids(queries), passages)]
+
     def doc_token_budget(self, query: str) -> int:
         """Tokens of a document that fit beside ``query`` untruncated (long-document windows)."""
+        if self._template is not None:
+            return self.max_length
         first = len(self._query_ids([query])[0])
         prompt = len(self._ids(self.prompt))
         # the passage alone is cut to max_length; (first, sep + passage) to max_length + sep + prompt
@@ -172,16 +270,30 @@ class LLMReranker(PairScorer):
     def _causal_lm(self) -> nn.Module:
         return self.model.get_base_model() if is_peft(self.model) else self.model
 
-    def _yes_logit(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(N, H) final-normed hidden states -> (N,) logits of the yes token (its LM-head row only)."""
+    def _head_score(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(N, H) final-normed hidden states at the scored position -> (N,) scores."""
+        if self.score == "head":
+            lm = self._causal_lm()
+            head = getattr(lm, "score", None)
+            if head is None:
+                raise ValueError(f"{type(lm).__name__} has no 'score' layer: score='head' needs a decoder "
+                                 f"sequence-classification model (AutoModelForSequenceClassification)")
+            return head(hidden).view(-1)  # (N,)
+        logit = self._token_logit(hidden, self.yes_token_id)
+        if self.no_token_id is not None:
+            logit = logit - self._token_logit(hidden, self.no_token_id)
+        return logit
+
+    def _token_logit(self, hidden: torch.Tensor, token_id: int) -> torch.Tensor:
+        """(N, H) final-normed hidden states -> (N,) logits of ``token_id`` (its LM-head row only)."""
         lm = self._causal_lm()
         head = lm.get_output_embeddings()
         if not isinstance(getattr(head, "weight", None), torch.Tensor):
             raise ValueError(f"{type(lm).__name__} has no plain LM head (a vocabulary x hidden weight) to read the "
                              f"yes-token row from")
-        logit = hidden @ head.weight[self.yes_token_id]  # (N,)
+        logit = hidden @ head.weight[token_id].to(hidden.dtype)  # (N,)
         if getattr(head, "bias", None) is not None:
-            logit = logit + head.bias[self.yes_token_id]
+            logit = logit + head.bias[token_id]
         cap = getattr(lm.config, "final_logit_softcapping", None)  # Gemma2
         if cap:
             logit = torch.tanh(logit / cap) * cap
@@ -214,7 +326,7 @@ class LLMReranker(PairScorer):
         decoder = lm.base_model
         if cutoff_layers is None:
             hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-            return self._yes_logit(hidden[rows, last])  # (N,)
+            return self._head_score(hidden[rows, last])  # (N,)
         layers_name, norm = self._layers_and_norm(decoder)
         layers = getattr(decoder, layers_name)
         cutoff_layers = self._check_cutoffs(cutoff_layers, 1, len(layers))
@@ -233,7 +345,7 @@ class LLMReranker(PairScorer):
             setattr(decoder, layers_name, layers)
             for handle in handles:
                 handle.remove()
-        return torch.stack([self._yes_logit(norm(kept[c])) for c in cutoff_layers], dim=1)  # (N, K)
+        return torch.stack([self._head_score(norm(kept[c])) for c in cutoff_layers], dim=1)  # (N, K)
 
     def _own_layerwise_score(self, lm, input_ids, attention_mask, cutoff_layers, rows, last) -> torch.Tensor:
         """Checkpoints with their own layerwise forward (bge-reranker-v2-minicpm-layerwise's remote code):
@@ -268,7 +380,9 @@ class LLMReranker(PairScorer):
         self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
                                   merge_lora)
         write_settings(output_dir, {"kind": "llm" if self.cutoff_layers is None else "llm-layerwise",
-                                    "max_length": self.max_length, "query_max_length": self.query_max_length,
-                                    "prompt": self.prompt, "query_instruction": self.query_instruction,
+                                    "score": self.score, "max_length": self.max_length,
+                                    "query_max_length": self.query_max_length, "prompt": self.prompt,
+                                    "query_instruction": self.query_instruction,
                                     "passage_instruction": self.passage_instruction, "yes_token": self.yes_token,
+                                    "no_token": self.no_token, "prompt_template": self.prompt_template,
                                     "cutoff_layers": self.cutoff_layers})

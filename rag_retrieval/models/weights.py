@@ -70,9 +70,37 @@ def load_kwargs(dtype: Optional[str] = None, attn_implementation: Optional[str] 
     return kwargs
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def adapter_base(path: str) -> Optional[str]:
+    """The base model of a LoRA adapter folder (saved with ``model.merge_lora: false``), else None."""
+    config = os.path.join(path, ADAPTER_CONFIG)
+    if not os.path.isfile(config) or os.path.isfile(os.path.join(path, "config.json")):
+        return None
+    with open(config) as f:
+        return json.load(f)["base_model_name_or_path"]
+
+
+def load_auto_model(auto_cls, path: str, kwargs_for) -> tuple:
+    """``auto_cls.from_pretrained`` of a checkpoint folder, hub id, or of a LoRA adapter folder:
+    its base model with the adapter attached (peft, unmerged). ``kwargs_for(base_path)`` gives the
+    loading kwargs. Returns (model, keys the checkpoint did not hold, e.g. a new head)."""
+    from .hub import resolve_model_path
+
+    base = adapter_base(path) if os.path.isdir(path) else None
+    source = resolve_model_path(base) if base else path
+    model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs_for(source))
+    if base:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, path), []  # the adapter holds the trained head (modules_to_save)
+    return model, info["missing_keys"]
+
+
 def maybe_wrap_lora(model: nn.Module, lora: Optional[dict], task_type: str) -> nn.Module:
     """Wrap ``model`` with a LoRA adapter when ``lora`` (r, lora_alpha, lora_dropout, target_modules) is given."""
-    if not lora:
+    if not lora or is_peft(model):
         return model
     from peft import LoraConfig, get_peft_model
 
