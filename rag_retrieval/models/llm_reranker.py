@@ -291,9 +291,12 @@ class LLMReranker(PairScorer):
         if not isinstance(getattr(head, "weight", None), torch.Tensor):
             raise ValueError(f"{type(lm).__name__} has no plain LM head (a vocabulary x hidden weight) to read the "
                              f"yes-token row from")
-        logit = hidden @ head.weight[token_id].to(hidden.dtype)  # (N,)
-        if getattr(head, "bias", None) is not None:
-            logit = logit + head.bias[token_id]
+        if hasattr(head.weight, "ds_id"):  # ZeRO-3 partitions the weight: the head's own forward gathers it
+            logit = head(hidden)[:, token_id]  # (N, V) -> (N,); N is pairs, not tokens, so this stays small
+        else:
+            logit = hidden @ head.weight[token_id].to(hidden.dtype)  # (N,)
+            if getattr(head, "bias", None) is not None:
+                logit = logit + head.bias[token_id]
         cap = getattr(lm.config, "final_logit_softcapping", None)  # Gemma2
         if cap:
             logit = torch.tanh(logit / cap) * cap

