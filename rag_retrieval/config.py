@@ -176,6 +176,7 @@ class EvalArgs:
     batch_size: int = 128
     max_length: Optional[int] = None  # truncation length for evaluation; None: the model's (data.*_max_len)
     before_training: bool = True  # evaluate the starting model too, and print a before/after table
+    bf16: bool = False  # score under bf16 autocast (LLM rerankers on CPU with bf16 units: ~3x faster)
 
     def __post_init__(self):
         if self.max_length is not None and self.max_length < 1:

@@ -10,5 +10,8 @@ TEACHER=${TEACHER:-outputs/reranker/minilm_pkgdesc}
 DATA=${DATA:-data/pkgdesc/train.jsonl}
 SCORED=${SCORED:-outputs/distill/$(basename "${DATA%.jsonl}")_scored.jsonl}
 mkdir -p "$(dirname "$SCORED")"
-[ -f "$SCORED" ] || "${PYTHON:-.venv/bin/python}" scripts/score_with_teacher.py --model "$TEACHER" --input "$DATA" --output "$SCORED"
+# SCORE_ARGS: extra options of scripts/score_with_teacher.py, e.g. "--dtype auto --max-records 1000 --max-negatives 3"
+# shellcheck disable=SC2086
+[ -f "$SCORED" ] || "${PYTHON:-.venv/bin/python}" scripts/score_with_teacher.py --model "$TEACHER" --input "$DATA" \
+  --output "$SCORED" ${SCORE_ARGS:-}
 exec bash recipes/launch.sh reranker configs/reranker/minilm_distill_cpu.yaml data.train_path="$SCORED" "$@"

@@ -5,7 +5,7 @@
         --input data/pkgdesc/train.jsonl --output data/pkgdesc/train_scored.jsonl
 
 The teacher is any model the inference API (``rag_retrieval.Reranker``) loads: cross-encoders
-(ours, bge-reranker, ...) and, as they are added, LLM rerankers. Input records are checked
+(ours, bge-reranker, ...), LLM rerankers (ours, bge-reranker-v2-gemma, ...), ColBERT. Input records are checked
 first (file:line errors); the output is written through a temporary file and renamed at the end.
 """
 
@@ -28,13 +28,17 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--dtype", default=None, help="autocast: fp32, bf16, fp16 (default: bf16 on GPU, fp32 on CPU)")
+    parser.add_argument("--max-records", type=int, default=None, help="score only the first N records")
+    parser.add_argument("--max-negatives", type=int, default=None,
+                        help="keep (and score) only the first K negatives of each record")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
         if os.path.exists(args.output) and not args.overwrite:
             raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
         scan([args.input], "pos_neg")
-        records = [rec for _, rec, _ in iter_jsonl(args.input)]
+        records = [rec for _, rec, _ in iter_jsonl(args.input)][: args.max_records]
     except (DataError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -42,8 +46,12 @@ def main(argv=None) -> int:
 
     from rag_retrieval import Reranker
 
-    teacher = Reranker(args.model, model_type=args.model_type, batch_size=args.batch_size, max_length=args.max_length)
+    teacher = Reranker(args.model, model_type=args.model_type, batch_size=args.batch_size, max_length=args.max_length,
+                       dtype=args.dtype)
     for rec in tqdm(records, desc="scoring", unit="query"):
+        if args.max_negatives is not None:
+            rec["neg"] = (rec.get("neg") or [])[: args.max_negatives]
+            rec.pop("neg_scores", None)
         docs = rec["pos"] + (rec.get("neg") or [])
         scores = teacher.compute_score([(rec["query"], d) for d in docs])
         rec["pos_scores"] = [round(s, 6) for s in scores[: len(rec["pos"])]]

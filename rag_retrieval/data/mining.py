@@ -7,8 +7,8 @@ From query/positive records (any input format; documents with a label > 0 are th
 and a corpus, retrieve candidates per query with BM25 (bm25s), a dense embedder of ours (exact
 inner-product search, FAISS when installed and asked for), both fused by reciprocal rank, or pick
 them at random; keep ``--negatives`` of the candidates ranked inside ``--range`` (ranks count the
-non-positive candidates only, 1 = the hardest), drop likely false negatives (scoring within
-``--margin`` of the query's weakest positive, or above it) and write pos_neg records.
+non-positive candidates only, 1 = the hardest), optionally drop likely false negatives
+(scoring within ``--margin`` of the query's weakest positive, or above it) and write pos_neg records.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _positive_mrr(candidates: np.ndarray, positives: list) -> float:
 
 def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, method: str = "bm25",
               model: str = "minilm", negatives: int = 8, rank_range: tuple = (1, 100), sampling: str = "top",
-              margin: Optional[float] = 0.0, relative_margin: float = 0.0, exclude: Optional[str] = None,
+              margin: Optional[float] = None, relative_margin: Optional[float] = None, exclude: Optional[str] = None,
               exclude_format: str = "pos_neg", seed: int = 42, batch_size: int = 64, index: str = "auto",
               dtype: Optional[str] = None, device: Optional[str] = None, query_max_len: int = 64,
               passage_max_len: int = 256, overwrite: bool = False, show_progress: bool = True) -> MineStats:
@@ -242,9 +242,11 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
             ``bm25+dense`` (reciprocal rank fusion of both) or ``random``.
         rank_range: (first, last) 1-based ranks among the non-positive candidates.
         sampling: ``top`` takes the best ranks in the range, ``random`` samples the range (seeded).
-        margin / relative_margin: a candidate scoring at or above ``pos - margin`` or
+        margin / relative_margin: when given, a candidate scoring at or above ``pos - margin`` or
             ``pos * (1 - relative_margin)`` (``pos``: the query's weakest positive, in the
-            method's own scores) is dropped as a likely false negative; ``margin=None`` keeps all.
+            method's own scores) is dropped as a likely false negative; both None keep all
+            (e.g. ``margin=0``: nothing scoring at or above the positive; ``relative_margin=0.05``:
+            nothing above 95% of it, NV-Retriever's positive-aware filter for dense scores).
         exclude: records (``exclude_format``) whose positives are removed from the corpus, e.g.
             the eval set, so no eval positive becomes a training negative.
 
@@ -345,17 +347,18 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
             pool = rng.sample(range(len(corpus)), min(len(corpus), rank_range[1] + len(pos)))
             negs, dropped = select_negatives(pool, pos, (1, rank_range[1]), negatives, "top", rng)
         else:
-            floors = []
-            for check in checks:
-                pos_scores = check(q, sorted(pos))
-                floor = min(pos_scores.values())
-                floors.append((check, min(floor - margin, floor * (1 - relative_margin)) if margin is not None
-                               else None))
             candidates = rankings[0][q].tolist()
-            scored = [(check, check(q, [c for c in candidates if c >= 0]), floor) for check, floor in floors]
+            too_close = None
+            if margin is not None or relative_margin is not None:
+                limits = []  # per method: (its scores of the candidates, the score at which they are dropped)
+                for check in checks:
+                    floor = min(check(q, sorted(pos)).values())  # the weakest positive, in this method's scores
+                    limits.append((check(q, [c for c in candidates if c >= 0]), min(
+                        ([floor - margin] if margin is not None else []) +
+                        ([floor * (1 - relative_margin)] if relative_margin is not None else []))))
 
-            def too_close(doc, scored=scored):
-                return any(floor is not None and doc in s and s[doc] >= floor for _, s, floor in scored)
+                def too_close(doc, limits=limits):
+                    return any(doc in scores and scores[doc] >= limit for scores, limit in limits)
 
             negs, dropped = select_negatives(candidates, pos, rank_range, negatives, sampling, rng, too_close)
         stats.dropped_as_false_negative += dropped
@@ -408,11 +411,11 @@ def mine_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--negatives", type=int, default=8)
     parser.add_argument("--range", default="1-100", help="ranks among non-positive candidates (default 1-100)")
     parser.add_argument("--sampling", default="top", choices=SAMPLING)
-    parser.add_argument("--margin", type=float, default=0.0,
-                        help="drop candidates scoring at or above (weakest positive - MARGIN); default 0")
-    parser.add_argument("--relative-margin", type=float, default=0.0,
-                        help="also drop candidates scoring at or above (weakest positive * (1 - R))")
-    parser.add_argument("--no-false-negative-filter", action="store_true", help="keep candidates above the positive")
+    parser.add_argument("--margin", type=float, help="false-negative filter: drop candidates scoring at or above "
+                                                     "(weakest positive - MARGIN), e.g. 0; default: no filter")
+    parser.add_argument("--relative-margin", type=float,
+                        help="false-negative filter: drop candidates scoring at or above (weakest positive * (1 - R)), "
+                             "e.g. 0.05 for dense scores; default: no filter")
     parser.add_argument("--exclude", help="records whose positives must not be mined (e.g. the eval set)")
     parser.add_argument("--exclude-format", default="pos_neg", choices=FORMATS)
     parser.add_argument("--seed", type=int, default=42)
@@ -430,8 +433,7 @@ def mine_main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
         stats = mine_file(args.input, args.format, args.output, args.corpus, args.method, args.model, args.negatives,
-                          parse_range(args.range), args.sampling,
-                          None if args.no_false_negative_filter else args.margin, args.relative_margin, args.exclude,
+                          parse_range(args.range), args.sampling, args.margin, args.relative_margin, args.exclude,
                           args.exclude_format, args.seed, args.batch_size, args.index, args.dtype, args.device,
                           args.query_max_len, args.passage_max_len, args.overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as err:

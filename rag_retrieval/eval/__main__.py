@@ -15,9 +15,9 @@ from ..data.io import DataError
 from .evaluators import RerankEvaluator, RetrievalEvaluator, format_table
 
 
-def load_model(name: str):
+def load_model(name: str, dtype=None):
     """A model for evaluation: a bi-encoder (sentence-transformers layout or alias) or any ranker
-    the inference API loads (cross-encoders, ...)."""
+    the inference API loads (cross-encoders, LLM rerankers, ColBERT; ``dtype``: their autocast)."""
     import os
 
     from ..models import BiEncoder
@@ -28,7 +28,7 @@ def load_model(name: str):
         return BiEncoder.from_pretrained(name)
     from ..infer import Reranker
 
-    return Reranker(name)
+    return Reranker(name, dtype=dtype)
 
 
 def main(argv=None) -> dict:
@@ -42,6 +42,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="rankers: autocast (default: bf16 on GPU, "
+                                                                       "fp32 on CPU)")
     parser.add_argument("--output", help="write the metrics as JSON here")
     args = parser.parse_args(argv)
     if not args.rerank and not args.corpus:
@@ -55,7 +57,7 @@ def main(argv=None) -> dict:
         evaluators.append(RetrievalEvaluator(args.corpus, args.queries, args.max_queries, args.k, args.batch_size))
     results = {}  # a table row per model
     for name in args.model:
-        model = load_model(name)
+        model = load_model(name, args.dtype)
         results[name] = {k: v for ev in evaluators for k, v in ev(model).items()}
     print(format_table(results))
     if args.output:

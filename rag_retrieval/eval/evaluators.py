@@ -169,22 +169,26 @@ class EvaluatorGroup:
 
     ``max_length``: evaluate with this truncation length (a reranker's ``max_length``, a bi-encoder's
     ``passage_max_len``) instead of the model's own, which is restored afterwards; e.g. a reranker
-    trained on 64-token windows, evaluated on 128 tokens of each document.
+    trained on 64-token windows, evaluated on 128 tokens of each document. ``bf16``: score under
+    bf16 autocast on the model's device (LLM rerankers on CPU: ~3x faster than fp32).
     """
 
-    def __init__(self, evaluators: Sequence, max_length: Optional[int] = None):
+    def __init__(self, evaluators: Sequence, max_length: Optional[int] = None, bf16: bool = False):
         self.evaluators = list(evaluators)
         self.max_length = max_length
+        self.bf16 = bf16
 
     def __call__(self, model) -> dict:
         key = next((k for k in ("max_length", "passage_max_len") if hasattr(model, k)), None)
         saved = getattr(model, key) if key else None
         if key and self.max_length:
             setattr(model, key, self.max_length)
+        device = next(model.parameters()).device.type if hasattr(model, "parameters") else "cpu"
         try:
             out: dict = {}
-            for ev in self.evaluators:
-                out.update(ev(model))
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16):
+                for ev in self.evaluators:
+                    out.update(ev(model))
             return out
         finally:
             if key:
@@ -200,7 +204,7 @@ def build_evaluator(eval_args) -> Optional[EvaluatorGroup]:
     if eval_args.corpus_path:
         evaluators.append(RetrievalEvaluator(eval_args.corpus_path, eval_args.queries_path, eval_args.max_queries,
                                              eval_args.k_values, eval_args.batch_size))
-    return EvaluatorGroup(evaluators, eval_args.max_length) if evaluators else None
+    return EvaluatorGroup(evaluators, eval_args.max_length, eval_args.bf16) if evaluators else None
 
 
 def format_table(rows: dict, keys: Optional[Sequence[str]] = None) -> str:

@@ -26,8 +26,12 @@ def _autocast_dtype(dtype: Optional[str], device: torch.device):
     """bf16/fp16 autocast on GPU when asked (or bf16 by default there); fp32 on CPU unless asked."""
     table = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
              "fp16": torch.float16, "float16": torch.float16}
+    if dtype == "auto":  # bf16 where it is fast: a bf16 GPU, or a CPU with bf16 matrix units
+        from ..config import bf16_supported
+
+        dtype = "bf16" if bf16_supported(use_cpu=device.type == "cpu") else None
     if dtype not in table:
-        raise ValueError(f"dtype='{dtype}' is not valid; choose one of: fp32, bf16, fp16")
+        raise ValueError(f"dtype='{dtype}' is not valid; choose one of: auto, fp32, bf16, fp16")
     if dtype is None and device.type == "cuda":
         return torch.bfloat16
     return table[dtype]
@@ -182,7 +186,8 @@ def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: 
         model_name_or_path: a folder, hub id or alias.
         model_type: one of ``MODEL_TYPES``; detected from the model's files when None.
         device: ``cuda``, ``cpu``, ...; the GPU when there is one.
-        dtype: ``fp32``, ``bf16``, ``fp16`` autocast; default bf16 on GPU, fp32 on CPU.
+        dtype: ``fp32``, ``bf16``, ``fp16`` autocast, or ``auto`` (bf16 where the GPU or CPU runs it
+            fast); default bf16 on GPU, fp32 on CPU.
         batch_size / max_length: scoring batch and token limit (the model's when None).
 
     Raises:

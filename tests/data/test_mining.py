@@ -70,14 +70,18 @@ def test_false_negative_filter_drops_candidates_scoring_like_the_positive(tmp_pa
     texts = CORPUS[:10] + ["Firefox is an open source web browser."]
     pairs = write(tmp_path / "pairs.jsonl", [{"query": "firefox open source web browser", "pos": [CORPUS[1]]}])
     out_all, out_kept = str(tmp_path / "all.jsonl"), str(tmp_path / "kept.jsonl")
-    mine_file(pairs, "pos_neg", out_all, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3), margin=None,
-              show_progress=False)
+    mine_file(pairs, "pos_neg", out_all, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3),
+              show_progress=False)  # no filter by default
     stats = mine_file(pairs, "pos_neg", out_kept, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3),
                       margin=0.0, show_progress=False)
     above = {CORPUS[0], texts[10]}  # both name firefox: they outscore the positive (Chromium)
     assert above <= set(records(out_all)[0]["neg"])
     assert not above & set(records(out_kept)[0]["neg"])
     assert stats.dropped_as_false_negative == 2
+    rel = str(tmp_path / "rel.jsonl")
+    stats = mine_file(pairs, "pos_neg", rel, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3),
+                      relative_margin=0.5, show_progress=False)  # also drops what scores above half the positive
+    assert stats.dropped_as_false_negative >= 2 and not above & set(records(rel)[0]["neg"])
 
 
 def test_dense_mining_with_minilm_torch_and_faiss_agree(tmp_path):
@@ -88,7 +92,7 @@ def test_dense_mining_with_minilm_torch_and_faiss_agree(tmp_path):
             pytest.importorskip("faiss")
         outs[index] = str(tmp_path / f"{index}.jsonl")
         stats = mine_file(pairs, "pos_neg", outs[index], corpus, method="dense", model="minilm", negatives=2,
-                          rank_range=(1, 4), index=index, margin=None, show_progress=False)
+                          rank_range=(1, 4), index=index, show_progress=False)
         assert stats.positive_mrr_at_10 >= 0.75  # zero-shot MiniLM: Emacs and Vim are close
     assert records(outs["torch"]) == records(outs["faiss"])
     mined = records(outs["torch"])
@@ -100,9 +104,9 @@ def test_dense_mining_with_minilm_torch_and_faiss_agree(tmp_path):
 def test_fused_and_random_methods(tmp_path):
     pairs, corpus = write(tmp_path / "pairs.jsonl", PAIRS), corpus_file(tmp_path)
     fused = str(tmp_path / "fused.jsonl")
-    mine_file(pairs, "pos_neg", fused, corpus, method="bm25+dense", negatives=2, rank_range=(1, 4),
-              show_progress=False)
-    assert records(fused)[0]["neg"][0] in (CORPUS[1], CORPUS[2])
+    stats = mine_file(pairs, "pos_neg", fused, corpus, method="bm25+dense", negatives=2, rank_range=(1, 4),
+                      margin=0.0, show_progress=False)  # filtered by both methods' scores
+    assert records(fused)[0]["neg"][0] in (CORPUS[1], CORPUS[2]) and stats.positive_mrr_at_10 >= 0.75
     runs = []
     for name in ("r1", "r2"):
         out = str(tmp_path / f"{name}.jsonl")
