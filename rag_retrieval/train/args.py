@@ -9,6 +9,7 @@ from typing import Optional
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+NONFINITE_LOSS = ("stop", "skip")
 
 
 @dataclass
@@ -20,13 +21,21 @@ class RetrievalTrainingArguments(TrainingArguments):
     - ``head_learning_rate``: learning rate of the weights the checkpoint did not have (a new score
       head on a plain encoder), same schedule; None = ``learning_rate``. A fresh head next to a
       pretrained body learns faster with a larger rate (e.g. 10x).
+    - ``nonfinite_loss``: what a NaN or infinite loss does: ``stop`` raises an error naming the
+      step and the loss parts; ``skip`` drops the batch (it contributes no gradient; counted and
+      logged as ``skipped_batches``).
     """
 
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "learning rate of newly initialised weights (a new head); None: learning_rate"})
+    nonfinite_loss: str = field(
+        default="stop", metadata={"help": "a NaN/inf loss: 'stop' the run with an error, or 'skip' the batch"})
 
     def __post_init__(self):
+        if self.nonfinite_loss not in NONFINITE_LOSS:
+            raise ValueError(f"train.nonfinite_loss={self.nonfinite_loss!r} is not valid; choose one of: "
+                             f"{', '.join(NONFINITE_LOSS)}")
         super().__post_init__()
         for key in ("learning_rate", "head_learning_rate"):
             value = getattr(self, key)

@@ -42,12 +42,46 @@ def check_ranking_setup(cfg, listwise_losses) -> None:
                           f"(with loss.name bce or mse), or use the pos_neg / hits formats for groups")
 
 
+# encoders whose position table has two extra slots for the padding offset
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "bart": 2, "mbart": 2}
+
+
+def check_lengths(cfg) -> None:
+    """``data.query_max_len`` / ``passage_max_len`` / ``eval.max_length`` must fit the model's
+    position table (read from its config file, before any weight loads). A hub id that cannot be
+    reached is left to ``from_pretrained`` to report."""
+    from transformers import AutoConfig
+
+    from ..config import ConfigError
+    from ..models.hub import resolve_model_path
+    from ..models.weights import adapter_base
+
+    name = cfg.model.model_name_or_path
+    path = resolve_model_path(name)
+    base = adapter_base(path) if os.path.isdir(path) else None
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_path(base) if base else path,
+                                            trust_remote_code=cfg.model.trust_remote_code)
+    except (OSError, ValueError):
+        return
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return
+    limit -= POSITION_OFFSET.get(config.model_type, 0)
+    for key, value in (("data.query_max_len", cfg.data.query_max_len), ("data.passage_max_len", cfg.data.passage_max_len),
+                       ("eval.max_length", cfg.eval.max_length)):
+        if value is not None and value > limit:
+            raise ConfigError(f"{cfg.source}: {key}={value} is beyond the {limit} positions of {name} "
+                              f"({type(config).__name__}.max_position_embeddings); set {key} <= {limit}")
+
+
 def load_data(cfg):
     """Training examples and the evaluator, both checked before any model loads."""
     from ..config import ConfigError
     from ..data import load_examples
     from ..eval.evaluators import build_evaluator
 
+    check_lengths(cfg)
     examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples)
     if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
         raise ConfigError(f"loss.name={cfg.loss.name} needs teacher scores (pos_scores/neg_scores) in data.train_path")
@@ -80,7 +114,7 @@ def run_main(main) -> None:
 
     try:
         main(sys.argv[1:])
-    except (ConfigError, DataError, FileExistsError, FileNotFoundError) as err:
+    except (ConfigError, DataError, FileExistsError, FileNotFoundError, FloatingPointError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -68,13 +68,34 @@ class RetrievalTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
         outputs = model(**inputs["features"])
         loss = self.loss_fn(**outputs, **inputs.get("targets", {}))
-        if isinstance(loss, dict):
-            for name, value in loss.items():
+        parts = loss if isinstance(loss, dict) else {}
+        if parts:
+            loss = sum(parts.values())
+        if model.training and not torch.isfinite(loss.detach()).all():
+            loss = self._nonfinite(model, loss, parts)
+        else:
+            for name, value in parts.items():
                 self._loss_parts[name] = self._loss_parts.get(name, 0.0) + value.detach().float().item()
-            loss = sum(loss.values())
         return (loss, outputs) if return_outputs else loss
 
+    def _nonfinite(self, model, loss, parts: dict):
+        """A NaN/inf training loss: stop with a clear error, or (``train.nonfinite_loss: skip``) give
+        the batch a zero loss that reaches every trainable weight, so it adds no gradient."""
+        detail = ", ".join(f"{k}={v.detach().float().item():.4g}" for k, v in parts.items()) or \
+            f"loss={loss.detach().float().item()}"
+        step = self.state.global_step + 1
+        if getattr(self.args, "nonfinite_loss", "stop") == "stop":
+            raise FloatingPointError(
+                f"non-finite training loss at step {step} ({detail}); checkpoints so far are kept. Lower "
+                f"train.learning_rate, check the data and scores, or set train.nonfinite_loss=skip to drop such batches")
+        self._skipped = getattr(self, "_skipped", 0) + 1
+        logger.warning("non-finite training loss at step %d (%s): batch skipped (%d so far)", step, detail,
+                       self._skipped)
+        return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+
     def log(self, logs: dict, start_time: Optional[float] = None) -> None:
+        if getattr(self, "_skipped", 0) and "loss" in logs:
+            logs["skipped_batches"] = self._skipped
         if self._loss_parts and "loss" in logs:
             steps = max(1, self.state.global_step - getattr(self, "_parts_logged_at", 0))
             n = steps * self.args.gradient_accumulation_steps

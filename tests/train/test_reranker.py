@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -125,3 +127,43 @@ def test_head_learning_rate_applies_to_the_new_head_only(tmp_path):
     assert trained.new_modules == ()
     trainer = RetrievalTrainer(model=trained, args=cfg.train, loss_fn=lambda **kw: 0)
     assert {g["lr"] for g in trainer.create_optimizer().param_groups} == {cfg.train.learning_rate}
+
+
+def test_passage_max_len_beyond_the_models_positions_fails_before_loading(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.passage_max_len=600 is beyond the 512 positions of tiny-bert"):
+        main(tiny_args(tmp_path, "data.passage_max_len=600", config=CFG))
+    with pytest.raises(ConfigError, match=r"eval.max_length=513 is beyond the 512 positions"):
+        main(tiny_args(tmp_path, "eval.max_length=513", config=CFG))
+
+
+def nan_on_call(n, monkeypatch):
+    """Make the reranker trainer's loss NaN on its n-th call."""
+    import rag_retrieval.train.reranker as entry
+
+    real, calls = entry.build_ranking_loss, []
+
+    def build(loss_args):
+        base = real(loss_args)
+
+        def loss(**kwargs):
+            calls.append(1)
+            value = base(**kwargs)
+            return value * float("nan") if len(calls) == n else value
+        return loss
+    monkeypatch.setattr(entry, "build_ranking_loss", build)
+
+
+def test_nonfinite_loss_stops_with_a_clear_error_or_skips_the_batch(tmp_path, monkeypatch):
+    nan_on_call(2, monkeypatch)
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss at step 2 \(loss=nan\).*nonfinite_loss=skip"):
+        main(tiny_args(tmp_path / "stop", "eval.before_training=false", config=CFG))
+    nan_on_call(2, monkeypatch)
+    main(tiny_args(tmp_path / "skip", "eval.before_training=false", "train.nonfinite_loss=skip",
+                   "train.logging_steps=1", "train.save_strategy=steps", "train.save_steps=4", config=CFG))
+    state = json.loads((tmp_path / "skip" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert [h.get("skipped_batches") for h in state["log_history"] if "loss" in h] == [None, 1, 1, 1]
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(w).all() for w in load_file(str(tmp_path / "skip" / "model.safetensors")).values())
+    with pytest.raises(ConfigError, match="train.nonfinite_loss='ignore' is not valid; choose one of: stop, skip"):
+        main(tiny_args(tmp_path / "x", "train.nonfinite_loss=ignore", config=CFG))
