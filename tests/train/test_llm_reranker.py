@@ -54,15 +54,21 @@ def test_trained_model_serves_with_the_training_scores(tmp_path, mode):
     assert served.compute_score(PAIRS) == pytest.approx(expected, abs=1e-5)
 
 
-def test_layerwise_training_logs_a_loss_per_layer(tmp_path, caplog):
+@pytest.mark.parametrize("loss", ["bce", "ranknet", "lambda", "listmle", "kl_distill+listwise_ce"])
+def test_the_cross_encoders_ranking_losses_train_it(tmp_path, loss):
+    extra = ["data.train_path=data/example/train_scores.jsonl"] if "kl_distill" in loss else []
+    results = main(tiny_args(tmp_path, f"loss.name={loss}", "eval.before_training=false", *extra, config=CFG))
+    assert 0 <= results["after"]["rerank_mrr@10"] <= 1
+
+
+def test_layerwise_training_logs_a_loss_per_layer(tmp_path):
     main(tiny_args(tmp_path, "model.cutoff_layers=[1,2]", "loss.name=listwise_ce+ranknet", "eval.before_training=false",
-                   "train.logging_steps=1", config=CFG))
-    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"] if \
-        (tmp_path / "trainer_state.json").exists() else None
-    logged = open(tmp_path / "metrics.json").read()
-    assert "rerank_layer1_mrr@10" in logged
-    if history:
-        assert {"loss/layer1/listwise_ce", "loss/layer2/ranknet"} <= set(history[0])
+                   "train.logging_steps=1", "train.save_strategy=steps", "train.save_steps=4", config=CFG))
+    history = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
+    parts = {"loss/layer1/listwise_ce", "loss/layer1/ranknet", "loss/layer2/listwise_ce", "loss/layer2/ranknet"}
+    assert parts <= set(history[0])
+    assert history[0]["loss"] == pytest.approx(sum(history[0][p] for p in parts), rel=1e-3)  # the parts sum up
+    assert "rerank_layer1_mrr@10" in json.loads((tmp_path / "metrics.json").read_text())["after"]
 
 
 @pytest.mark.parametrize("score", ["yes_token", "head"])
