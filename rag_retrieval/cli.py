@@ -15,7 +15,8 @@ import importlib
 import sys
 
 TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker",
-               "colbert": "rag_retrieval.train.colbert", "llm_reranker": "rag_retrieval.train.llm_reranker"}
+               "colbert": "rag_retrieval.train.colbert", "llm_reranker": "rag_retrieval.train.llm_reranker",
+               "pe_rank": "rag_retrieval.train.pe_rank"}
 COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__:main", "rerank": "rag_retrieval.infer.__main__:main",
             "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main", "convert": "rag_retrieval.data.tools:convert_main",
             "mine": "rag_retrieval.data.mining:mine_main"}

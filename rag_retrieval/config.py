@@ -66,6 +66,13 @@ class ModelArgs:
     prompt_template: Optional[str] = None  # "...{query}...{passage}..." instead of FlagEmbedding's layout
     chat_template: bool = False  # wrap the FlagEmbedding-style prompt in the tokenizer's chat template
     cutoff_layers: Optional[list] = None  # layerwise: score after each of these layer counts (trained together)
+    # PE-Rank (train pe_rank): model_name_or_path is the LLM (or a PE-Rank folder to continue from)
+    embedder: Optional[str] = None  # the frozen embedder whose passage vectors become passage tokens
+    projector_hidden: Optional[int] = None  # hidden size of the 2-layer MLP projector; None: the LLM's
+    freeze_llm: Optional[bool] = None  # None: frozen for loss align (stage 1), trained in stage 2
+    window_size: int = 20  # candidates per decoding window; more slide from the back, window_step apart
+    window_step: int = 10
+    context_max_len: int = 64  # passage text tokens in the contextual prompt and the alignment target
 
     def __post_init__(self):
         check_choice("model", "pooling", self.pooling, ("cls", "mean", "last_token"))
@@ -132,8 +139,9 @@ class DataArgs:
 
 EMBEDDING_LOSSES = ("infonce", "kl_distill")
 RANKING_LOSSES = ("bce", "mse", "ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")
+PE_RANK_LOSSES = ("align", "listmle", "contextual_listmle", "kl")
 KIND_LOSSES = {"embedding": EMBEDDING_LOSSES, "reranker": RANKING_LOSSES, "colbert": EMBEDDING_LOSSES,
-               "llm_reranker": RANKING_LOSSES}  # loss.name choices per trainer kind
+               "llm_reranker": RANKING_LOSSES, "pe_rank": PE_RANK_LOSSES}  # loss.name choices per trainer kind
 
 
 @dataclass
@@ -147,7 +155,8 @@ class LossArgs:
     matryoshka_dims: Optional[list] = None  # e.g. [384, 256, 128]; None = no Matryoshka
     matryoshka_weights: Optional[list] = None  # one per dim; default all 1
     teacher_temperature: float = 1.0  # teacher scores are divided by this before the softmax
-    kl_weight: float = 1.0  # weight of kl_distill in infonce+kl_distill
+    kl_weight: float = 1.0  # weight of kl_distill in infonce+kl_distill (and of kl in PE-Rank's sum)
+    weights: Optional[dict] = None  # PE-Rank: a weight per part, e.g. {contextual_listmle: 1.0, kl: 0.2}
 
     def __post_init__(self):
         if (self.temperature is not None and self.temperature <= 0) or self.teacher_temperature <= 0:

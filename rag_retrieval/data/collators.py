@@ -96,3 +96,39 @@ class ColBERTCollator:
         if scores is not None:
             batch["targets"]["teacher_scores"] = scores  # (B, G)
         return batch
+
+
+@dataclass
+class PERankCollator:
+    """Batch grouped items for PE-Rank: raw texts (the model embeds them) and target permutations.
+
+    The target ranks a query's passages by teacher score when the item has them, else by label
+    (ties keep the group's order: the positive first). The passages are shown to the model in a
+    shuffled order, seeded by the item's text, so their position in the prompt tells nothing.
+    Returns ``{"features": {"queries": [B], "passages": [B lists], "orders": (B, N)}, "targets": {}}``;
+    ``orders`` index the shown lists, padded with the indices past each list's end.
+    """
+
+    seed: int = 0
+
+    def __call__(self, items: list) -> dict:
+        import random
+
+        import torch
+
+        from .io import text_hash
+
+        n_max = max(len(it["passages"]) for it in items)
+        queries, shown, orders = [], [], []
+        for it in items:
+            n = len(it["passages"])
+            key = it.get("teacher_scores") or it["labels"]
+            target = sorted(range(n), key=lambda i: -key[i])  # stable: ties keep the group's order
+            rng = random.Random(self.seed * 1_000_003 + text_hash(it["query"] + "\x00".join(it["passages"])))
+            perm = list(range(n))
+            rng.shuffle(perm)  # shown[k] = passages[perm[k]]
+            where = {original: k for k, original in enumerate(perm)}
+            queries.append(it["query"])
+            shown.append([it["passages"][i] for i in perm])
+            orders.append([where[i] for i in target] + list(range(n, n_max)))
+        return {"features": {"queries": queries, "passages": shown, "orders": torch.tensor(orders)}, "targets": {}}

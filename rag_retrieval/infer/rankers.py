@@ -153,8 +153,42 @@ class ColBERTRanker(_ModelRanker):
         return self.model.doc_token_budget()
 
 
+class PERankRanker(BaseRanker):
+    """PE-Rank listwise reranker: passages enter the LLM as one embedding token each and it emits a
+    permutation (constrained greedy decoding, sliding windows over ``window_size`` candidates).
+
+    A listwise model has no score per pair: :meth:`rerank` returns the permutation with scores
+    ``n - rank``; :meth:`compute_score` ranks the pairs of each query together and gives those
+    scores (so the evaluators and the distillation scripts work unchanged).
+    """
+
+    def __init__(self, model_name_or_path: str, device: Optional[str] = None, dtype: Optional[str] = None,
+                 batch_size: int = 64, max_length: Optional[int] = None, window_size: Optional[int] = None,
+                 window_step: Optional[int] = None, **model_kwargs):
+        from ..models.pe_rank import PERank
+
+        model = PERank.from_pretrained(model_name_or_path, window_size=window_size, window_step=window_step,
+                                       **model_kwargs)
+        self.device = _device(device)
+        self.autocast = _autocast_dtype(dtype, self.device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = model.tokenizer
+        self.max_length = max_length
+
+    def compute_score(self, pairs: Sequence, normalize: bool = False) -> list:
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            return self.model.compute_score([tuple(p) for p in pairs], normalize=normalize)
+
+    def rerank(self, query: str, docs: Sequence[str], top_k: Optional[int] = None, long_doc: str = "truncate",
+               **kwargs) -> RankedResults:
+        if long_doc != "truncate":
+            raise ValueError("PE-Rank reads each passage as one embedding: long_doc must be 'truncate' (the embedder "
+                             "truncates to its passage_max_len)")
+        return super().rerank(query, docs, top_k=top_k, **kwargs)
+
+
 MODEL_TYPES = {"cross-encoder": CrossEncoderRanker, "llm": LLMRanker, "llm-layerwise": LayerwiseLLMRanker,
-               "colbert": ColBERTRanker}
+               "colbert": ColBERTRanker, "pe-rank": PERankRanker}
 
 
 def detect_model_type(path: str) -> str:

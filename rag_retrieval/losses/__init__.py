@@ -7,6 +7,7 @@ from torch import nn
 from .contrastive import InfoNCELoss
 from .distill import KLDistillLoss, group_scores
 from .layerwise import LayerwiseLoss
+from .pe_rank import PE_RANK_LOSSES, PERankLoss, stepwise_kl, stepwise_listmle
 from .matryoshka import MatryoshkaLoss
 from .ranking import (LambdaLoss, ListMLELoss, ListNetLoss, ListwiseCELoss, PointwiseBCELoss, PointwiseMSELoss,
                       RankNetLoss)
@@ -71,5 +72,5 @@ def build_ranking_loss(loss_args) -> nn.Module:
                     loss_args.kl_weight)
 
 
-__all__ = ["LayerwiseLoss", "LISTWISE", "RANKING_LOSSES", "build_ranking_loss", "LambdaLoss", "ListMLELoss", "ListNetLoss",
+__all__ = ["LayerwiseLoss", "PE_RANK_LOSSES", "PERankLoss", "stepwise_kl", "stepwise_listmle", "LISTWISE", "RANKING_LOSSES", "build_ranking_loss", "LambdaLoss", "ListMLELoss", "ListNetLoss",
            "ListwiseCELoss", "PointwiseBCELoss", "PointwiseMSELoss", "RankNetLoss", "CombinedLoss", "InfoNCELoss", "KLDistillLoss", "MatryoshkaLoss", "build_embedding_loss", "group_scores"]

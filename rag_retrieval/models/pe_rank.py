@@ -1,0 +1,358 @@
+"""PE-Rank: listwise reranking with passage embeddings as LLM tokens (Liu et al., 2024, "Leveraging
+Passage Embeddings for Efficient Listwise Reranking with Large Language Models").
+
+Each candidate passage is encoded by a frozen embedder (a :class:`BiEncoder`), mapped by a 2-layer
+MLP projector into the LLM's input-embedding space and placed in the prompt as one token. The LLM
+then emits a permutation: at each step its last hidden state is scored against the projected
+passage embeddings of the passages not yet emitted (dot products: the passage tokens are both the
+input and the output vocabulary), and the chosen passage's embedding is the next input.
+
+Layout per ranking::
+
+    [bos] prompt-before{passages}  <p_1> sep <p_2> sep ... <p_n>  prompt-after  | <p_pi1> <p_pi2> ...
+
+With ``contextual=True`` (the contextual ListMLE of the paper's stage 2) each ``<p_i>`` is followed
+by its text (cut to ``context_max_len`` tokens). Step ``t``'s distribution is read from the hidden
+state at the last prompt position (t = 0) or at the input embedding of the t-th emitted passage.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from .bi_encoder import BiEncoder
+from .hub import resolve_model_path
+from .weights import is_peft, load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, write_settings
+
+DEFAULT_PROMPT = ("I will give you {n} passages, each as one special token. Rank them by their relevance to the "
+                  "search query: {query}\nPassages: {passages}\nSearch query: {query}\nRank the {n} passages above "
+                  "by relevance to the search query, most relevant first.\nRanking:")
+ALIGN_PROMPT = "Passage token: {passage}\nPassage text:"
+PROJECTOR_FILE = "projector.pt"
+LLM_DIR, EMBEDDER_DIR = "llm", "embedder"
+
+
+class Projector(nn.Module):
+    """2-layer MLP from the embedder's space (D) to the LLM's input-embedding space (H).
+
+    >>> Projector(4, 8)(torch.zeros(3, 4)).shape
+    torch.Size([3, 8])
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: Optional[int] = None):
+        super().__init__()
+        hidden_dim = hidden_dim or out_dim
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
+        self.dims = (in_dim, hidden_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class PERank(nn.Module):
+    """Passage-embedding listwise reranker: frozen embedder + trained projector + causal LM.
+
+    Args:
+        llm: an ``AutoModelForCausalLM`` (optionally wrapped by peft, LoRA).
+        tokenizer: its tokenizer.
+        embedder: a :class:`BiEncoder`, frozen (its passage vectors are the passage tokens).
+        projector: :class:`Projector` from the embedder's dim to the LLM's hidden size.
+        prompt: template with ``{query}``, ``{n}`` and ``{passages}`` (where the passage tokens go).
+        separator: text between two passage tokens.
+        query_max_len: query tokens kept in the prompt.
+        context_max_len: passage text tokens after each passage token in the contextual prompt.
+        window_size / window_step: sliding window for more candidates than ``window_size``.
+
+    Example:
+        >>> pe = PERank.from_parts("tiny-qwen2", "tiny-bert")
+        >>> order = pe.rank("web browser", ["a compiler", "a web browser", "an editor"])
+        >>> sorted(order)
+        [0, 1, 2]
+    """
+
+    def __init__(self, llm: nn.Module, tokenizer, embedder: BiEncoder, projector: Projector,
+                 prompt: str = DEFAULT_PROMPT, separator: str = " ", align_prompt: str = ALIGN_PROMPT,
+                 query_max_len: int = 64, context_max_len: int = 64, window_size: int = 20, window_step: int = 10):
+        super().__init__()
+        if "{passages}" not in prompt:
+            raise ValueError(f"the PE-Rank prompt needs a {{passages}} placeholder; got {prompt!r}")
+        if not 0 < window_step <= window_size:
+            raise ValueError(f"window_step must be in [1, window_size={window_size}], got {window_step}")
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.embedder = embedder
+        self.projector = projector
+        self.prompt = prompt
+        self.separator = separator
+        self.align_prompt = align_prompt
+        self.query_max_len = query_max_len
+        self.context_max_len = context_max_len
+        self.window_size = window_size
+        self.window_step = window_step
+        for p in self.embedder.parameters():  # frozen, as in the paper: its space is what the projector reads
+            p.requires_grad_(False)
+        self.new_modules: tuple = ("projector",)
+        self.objectives: tuple = ("listmle",)
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_parts(cls, llm_name_or_path: str, embedder_name_or_path: str, dtype: Optional[str] = None,
+                   attn_implementation: Optional[str] = None, trust_remote_code: bool = False,
+                   lora: Optional[dict] = None, projector_hidden: Optional[int] = None, **settings) -> "PERank":
+        """A new PE-Rank model: an LLM and an embedder of their own, a fresh projector."""
+        path = resolve_model_path(llm_name_or_path)
+        llm, _ = load_auto_model(AutoModelForCausalLM, path, lambda base: load_kwargs(
+            dtype, attn_implementation, trust_remote_code, base))
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
+        embedder = BiEncoder.from_pretrained(embedder_name_or_path)
+        hidden = llm.get_input_embeddings().embedding_dim
+        projector = Projector(embedder.embedding_dim, hidden, projector_hidden)
+        return cls(llm, tokenizer, embedder, projector, **settings)
+
+    @classmethod
+    def from_pretrained(cls, path: str, lora: Optional[dict] = None, dtype: Optional[str] = None,
+                        **overrides) -> "PERank":
+        """Load a folder saved by :meth:`save_pretrained` (``llm/``, ``embedder/``, ``projector.pt``)."""
+        path = resolve_model_path(path)
+        saved = read_settings(path)
+        if saved.get("kind") != "pe-rank":
+            raise ValueError(f"{path} is not a PE-Rank folder (rag_retrieval.json kind 'pe-rank'); build a new "
+                             f"model with PERank.from_parts(llm, embedder)")
+        llm_path = os.path.join(path, LLM_DIR)
+        llm, _ = load_auto_model(AutoModelForCausalLM, llm_path, lambda base: load_kwargs(dtype, path=base))
+        tokenizer = AutoTokenizer.from_pretrained(llm_path)
+        llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
+        embedder = BiEncoder.from_pretrained(os.path.join(path, EMBEDDER_DIR))
+        state = torch.load(os.path.join(path, PROJECTOR_FILE), map_location="cpu", weights_only=True)
+        projector = Projector(*state.pop("dims").tolist())
+        projector.load_state_dict(state)
+        keys = ("prompt", "separator", "align_prompt", "query_max_len", "context_max_len", "window_size", "window_step")
+        settings = {k: overrides.get(k) if overrides.get(k) is not None else saved[k] for k in keys}
+        return cls(llm, tokenizer, embedder, projector, **settings)
+
+    @property
+    def config(self):
+        """The LLM's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
+        return self.llm.config
+
+    # ---- inputs --------------------------------------------------------------------------
+    def _ids(self, text: str) -> list:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _bos(self) -> list:
+        tok = self.tokenizer
+        return [tok.bos_token_id] if tok.bos_token_id is not None and tok.bos_token_id != tok.pad_token_id else []
+
+    def _decoder(self) -> nn.Module:
+        return (self.llm.get_base_model() if is_peft(self.llm) else self.llm).base_model
+
+    def passage_tokens(self, passages: Sequence[str]) -> torch.Tensor:
+        """(n, H) projected passage embeddings: the passages' tokens (the embedder gets no gradient)."""
+        reps = self.embedder.encode_passages(list(passages), batch_size=64).clone()  # (n, D); clone: a normal tensor
+        device = next(self.projector.parameters()).device
+        dtype = self.llm.get_input_embeddings().weight.dtype
+        return self.projector(reps.to(device)).to(dtype)  # (n, H)
+
+    def _segments(self, query: str, passages: Sequence[str], contextual: bool) -> list:
+        """The prompt as segments: ("ids", [token ids]) or ("slot", passage index)."""
+        q_ids = self._ids(query)[: self.query_max_len]
+        q_text = self.tokenizer.decode(q_ids)
+        before, after = self.prompt.split("{passages}", 1)
+        fill = {"query": q_text, "n": len(passages)}
+        segments = [("ids", self._bos() + self._ids(before.format(**fill)))]
+        sep = self._ids(self.separator)
+        for i, text in enumerate(passages):
+            if i:
+                segments.append(("ids", sep))
+            segments.append(("slot", i))
+            if contextual:
+                segments.append(("ids", self._ids(" " + text)[: self.context_max_len]))
+        segments.append(("ids", self._ids(after.format(**fill))))
+        return segments
+
+    def _embed(self, segments: list, tokens: torch.Tensor) -> torch.Tensor:
+        """(T, H) input embeddings of ``segments``, passage slots filled from ``tokens`` (n, H)."""
+        table = self.llm.get_input_embeddings()
+        device = tokens.device
+        parts = []
+        for kind, value in segments:
+            if kind == "slot":
+                parts.append(tokens[value : value + 1])
+            elif value:
+                parts.append(table(torch.tensor(value, device=device)))
+        return torch.cat(parts)  # (T, H)
+
+    # ---- training ------------------------------------------------------------------------
+    def rank_logits(self, queries: Sequence[str], passages: Sequence[Sequence[str]], orders: torch.Tensor,
+                    contextual: bool = False) -> tuple:
+        """Teacher-forced step logits of target permutations.
+
+        Args:
+            queries: B queries; passages: B lists of candidates (lengths may differ);
+            orders: (B, N) target permutations (padded with the padded passages' indices).
+
+        Returns:
+            (step_logits (B, N, N), valid (B, N) bool): ``step_logits[b, t, j]`` is the logit of
+            passage j at step t, the hidden state after emitting ``orders[b, :t]``.
+        """
+        n_max = orders.shape[1]
+        device = next(self.projector.parameters()).device
+        rows, starts, tokens_of = [], [], []
+        for b, (query, cands) in enumerate(zip(queries, passages)):
+            tokens = self.passage_tokens(cands)  # (n, H)
+            prompt = self._embed(self._segments(query, cands, contextual), tokens)  # (L, H)
+            emitted = tokens[orders[b, : len(cands) - 1].to(device)]  # (n-1, H) teacher forcing
+            rows.append(torch.cat([prompt, emitted]))
+            starts.append(prompt.shape[0] - 1)  # step 0 reads the last prompt position
+            tokens_of.append(tokens)
+        length = max(r.shape[0] for r in rows)
+        hidden_size = rows[0].shape[1]
+        embeds = rows[0].new_zeros(len(rows), length, hidden_size)
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
+        for b, r in enumerate(rows):  # right padding: real tokens keep positions 0..L-1
+            embeds[b, : r.shape[0]] = r
+            mask[b, : r.shape[0]] = 1
+        hidden = self._decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state
+        logits = hidden.new_full((len(rows), n_max, n_max), 0.0)
+        valid = torch.zeros(len(rows), n_max, dtype=torch.bool, device=device)
+        for b, tokens in enumerate(tokens_of):
+            n = tokens.shape[0]
+            steps = hidden[b, starts[b] : starts[b] + n]  # (n, H) step t's state
+            logits[b, :n, :n] = steps @ tokens.T  # (n, n)
+            valid[b, :n] = True
+        return logits, valid
+
+    def align_logits(self, passages: Sequence[str]) -> tuple:
+        """Stage 1 (alignment): next-token logits of each passage's text given only its passage
+        token. Returns (logits (B, T, V) at the text positions, labels (B, T) with -100 padding)."""
+        device = next(self.projector.parameters()).device
+        tokens = self.passage_tokens(passages)  # (B, H)
+        before, after = self.align_prompt.split("{passage}", 1)
+        rows, targets = [], []
+        for i, text in enumerate(passages):
+            target = self._ids(" " + text)[: self.context_max_len] + ([self.tokenizer.eos_token_id]
+                                                                     if self.tokenizer.eos_token_id is not None else [])
+            segments = [("ids", self._bos() + self._ids(before)), ("slot", i), ("ids", self._ids(after) + target)]
+            rows.append(self._embed(segments, tokens))
+            targets.append(target)
+        length = max(r.shape[0] for r in rows)
+        embeds = rows[0].new_zeros(len(rows), length, rows[0].shape[1])
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
+        labels = torch.full((len(rows), length), -100, dtype=torch.long, device=device)
+        for b, (r, target) in enumerate(zip(rows, targets)):
+            embeds[b, : r.shape[0]] = r
+            mask[b, : r.shape[0]] = 1
+            labels[b, r.shape[0] - len(target) : r.shape[0]] = torch.tensor(target, device=device)
+        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits  # (B, T, V)
+        return logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
+
+    def forward(self, queries: Sequence[str], passages: Sequence[Sequence[str]], orders: torch.Tensor) -> dict:
+        """What ``self.objectives`` needs (set from ``loss.name`` by the trainer): ``align`` -> the
+        reconstruction logits of every passage; ``listmle`` / ``kl`` -> embedding-only step logits;
+        ``contextual_listmle`` / ``kl`` -> the contextual ones. ``orders`` are passed through."""
+        objectives = set(self.objectives)
+        if "align" in objectives:
+            logits, labels = self.align_logits([p for group in passages for p in group])
+            return {"align_logits": logits, "align_labels": labels}
+        out = {"orders": orders}
+        if objectives & {"listmle", "kl"}:
+            out["step_logits"], out["valid"] = self.rank_logits(queries, passages, orders)
+        if objectives & {"contextual_listmle", "kl"}:
+            out["context_logits"], out["valid"] = self.rank_logits(queries, passages, orders, contextual=True)
+        return out
+
+    def activation_checkpointing_enable(self, **kwargs):
+        """Called by the Trainer for ``train.gradient_checkpointing``."""
+        self.llm.activation_checkpointing_enable(**kwargs)
+        if hasattr(self.llm, "enable_input_require_grads"):
+            self.llm.enable_input_require_grads()
+
+    # ---- inference -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def rank(self, query: str, passages: Sequence[str]) -> list:
+        """A permutation of ``range(len(passages))``, best first: constrained greedy decoding over
+        the passage tokens (each emitted once), by sliding windows when there are more than
+        ``window_size`` (from the back to the front, ``window_step`` apart, as RankGPT)."""
+        passages = list(passages)
+        order = list(range(len(passages)))
+        if len(passages) <= 1:
+            return order
+        tokens = self.passage_tokens(passages)  # (n, H), embedded once for every window
+        end = len(order)
+        while True:
+            start = max(0, end - self.window_size)
+            window = order[start:end]
+            ranked = self._decode(query, [passages[i] for i in window], tokens[window])
+            order[start:end] = [window[i] for i in ranked]
+            if start == 0:
+                return order
+            end -= self.window_step
+
+    def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
+        """Listwise scores for (query, passage) pairs: the pairs of each query are ranked together
+        (:meth:`rank`) and score ``n - rank`` (sigmoid when ``normalize``), so pointwise evaluators
+        and scripts can use the model as they are."""
+        by_query: dict = {}
+        for i, (query, _) in enumerate(pairs):
+            by_query.setdefault(query, []).append(i)
+        scores = [0.0] * len(pairs)
+        for query, idx in by_query.items():
+            order = self.rank(query, [pairs[i][1] for i in idx])
+            for rank, j in enumerate(order):
+                scores[idx[j]] = float(len(order) - rank)
+        return torch.sigmoid(torch.tensor(scores)).tolist() if normalize and scores else scores
+
+    def _decode(self, query: str, passages: list, tokens: torch.Tensor) -> list:
+        """Greedy permutation of one window: at each step the best passage not emitted yet."""
+        was_training = self.training
+        self.eval()
+        decoder = self._decoder()
+        embeds = self._embed(self._segments(query, passages, contextual=False), tokens).unsqueeze(0)  # (1, L, H)
+        out = decoder(inputs_embeds=embeds, use_cache=True)
+        state, cache = out.last_hidden_state[0, -1], out.past_key_values  # (H,)
+        left = torch.ones(len(passages), dtype=torch.bool, device=tokens.device)
+        ranked = []
+        for step in range(len(passages)):
+            logits = (tokens @ state).float().masked_fill(~left, float("-inf"))  # (n,) only passages not emitted
+            choice = int(logits.argmax())
+            ranked.append(choice)
+            left[choice] = False
+            if step < len(passages) - 1:
+                out = decoder(inputs_embeds=tokens[choice].view(1, 1, -1), past_key_values=cache, use_cache=True)
+                state, cache = out.last_hidden_state[0, -1], out.past_key_values
+        self.train(was_training)
+        return ranked
+
+    # ---- saving --------------------------------------------------------------------------
+    def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
+        """``llm/`` (transformers checkpoint or LoRA adapter), ``embedder/`` (sentence-transformers
+        layout), ``projector.pt`` and ``rag_retrieval.json`` (kind ``pe-rank``, prompt, window)."""
+        os.makedirs(output_dir, exist_ok=True)
+        llm_state = None
+        if state_dict is not None:
+            llm_state = {k[len("llm."):]: v for k, v in state_dict.items() if k.startswith("llm.")}
+        self.llm = save_encoder(self.llm, self.tokenizer, os.path.join(output_dir, LLM_DIR), llm_state, merge_lora)
+        self.embedder.save_pretrained(os.path.join(output_dir, EMBEDDER_DIR))
+        projector = {k: v.detach().cpu() for k, v in self.projector.state_dict().items()}
+        torch.save({**projector, "dims": torch.tensor(self.projector.dims)}, os.path.join(output_dir, PROJECTOR_FILE))
+        write_settings(output_dir, {"kind": "pe-rank", "prompt": self.prompt, "separator": self.separator,
+                                    "align_prompt": self.align_prompt, "query_max_len": self.query_max_len,
+                                    "context_max_len": self.context_max_len, "window_size": self.window_size,
+                                    "window_step": self.window_step})
+
+    def load_weights(self, checkpoint_dir: str) -> None:
+        """Load the projector and LLM weights saved by :meth:`save_pretrained` (resume)."""
+        from .weights import load_encoder_weights
+
+        load_encoder_weights(self.llm, os.path.join(checkpoint_dir, LLM_DIR))
+        state = torch.load(os.path.join(checkpoint_dir, PROJECTOR_FILE), map_location="cpu", weights_only=True)
+        state.pop("dims")
+        self.projector.load_state_dict(state)
