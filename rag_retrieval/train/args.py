@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+TRAINER_STATE = "trainer_state.json"
 
 NONFINITE_LOSS = ("stop", "skip")
 
@@ -43,18 +43,58 @@ class RetrievalTrainingArguments(TrainingArguments):
                 raise ValueError(f"train.{key} must be >= 0, got {value}")
 
 
+def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest ``checkpoint-N`` of ``output_dir`` that was written to the end: the Trainer writes
+    ``trainer_state.json`` last, so a run killed while saving leaves a folder without it (or with a
+    truncated one), which is skipped with a warning. None when there is none."""
+    import logging
+    import re
+
+    steps = []
+    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append((int(match.group(1)), os.path.join(output_dir, name)))
+    for _, folder in sorted(steps, reverse=True):
+        if checkpoint_is_complete(folder):
+            return folder
+        logging.getLogger(__name__).warning("skipping %s: incomplete (the run stopped while writing it)", folder)
+    return None
+
+
+def checkpoint_is_complete(folder: str) -> bool:
+    """Whether the Trainer finished writing ``folder`` (its last file, trainer_state.json, parses)."""
+    import json
+
+    try:
+        with open(os.path.join(folder, TRAINER_STATE)) as f:
+            json.load(f)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_resume(args: RetrievalTrainingArguments):
-    """The checkpoint to resume from (``last`` -> newest in output_dir), or None."""
+    """The checkpoint to resume from (``last`` -> the newest complete one in output_dir), or None.
+
+    Raises:
+        FileNotFoundError: no such folder, no complete checkpoint for ``last``, or a named
+            checkpoint that was never finished (it would resume from half-written weights).
+    """
     ckpt = args.resume_from_checkpoint
     if ckpt in (None, "", False):
         return None
     if str(ckpt).lower() in ("last", "latest", "true"):
-        last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        last = last_complete_checkpoint(args.output_dir)
         if last is None:
-            raise FileNotFoundError(f"train.resume_from_checkpoint={ckpt}: no checkpoint-* folder in {args.output_dir}")
+            raise FileNotFoundError(f"train.resume_from_checkpoint={ckpt}: no complete checkpoint-* folder in "
+                                    f"{args.output_dir}")
         return last
     if not os.path.isdir(ckpt):
         raise FileNotFoundError(f"train.resume_from_checkpoint: no such folder: {ckpt}")
+    if not checkpoint_is_complete(ckpt):
+        raise FileNotFoundError(f"train.resume_from_checkpoint: {ckpt} is incomplete (no readable {TRAINER_STATE}: "
+                                f"the run stopped while writing it); resume from an earlier checkpoint or 'last'")
     return ckpt
 
 

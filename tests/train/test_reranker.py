@@ -167,3 +167,23 @@ def test_nonfinite_loss_stops_with_a_clear_error_or_skips_the_batch(tmp_path, mo
     assert all(torch.isfinite(w).all() for w in load_file(str(tmp_path / "skip" / "model.safetensors")).values())
     with pytest.raises(ConfigError, match="train.nonfinite_loss='ignore' is not valid; choose one of: stop, skip"):
         main(tiny_args(tmp_path / "x", "train.nonfinite_loss=ignore", config=CFG))
+
+
+def test_resume_last_skips_a_half_written_checkpoint(tmp_path, caplog):
+    """A run killed while saving leaves checkpoint-N without trainer_state.json (the Trainer writes it
+    last): 'last' resumes from the newest complete checkpoint instead; naming the broken one fails."""
+    import shutil
+
+    common = ["eval.before_training=false", "train.save_strategy=steps", "train.save_steps=2", "train.max_steps=4",
+              "train.save_total_limit=3"]
+    main(tiny_args(tmp_path / "full", *common, config=CFG))
+    run = tmp_path / "run"  # as a run of the same config killed while writing checkpoint-3
+    shutil.copytree(tmp_path / "full" / "checkpoint-2", run / "checkpoint-2")
+    shutil.copytree(run / "checkpoint-2", run / "checkpoint-3")
+    (run / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hist')  # cut mid-write
+    with pytest.raises(FileNotFoundError, match="checkpoint-3 is incomplete"):
+        main(tiny_args(run, *common, f"train.resume_from_checkpoint={run / 'checkpoint-3'}", config=CFG))
+    with caplog.at_level("WARNING"):
+        main(tiny_args(run, *common, "train.resume_from_checkpoint=last", config=CFG))
+    assert "skipping" in caplog.text and "checkpoint-3" in caplog.text
+    assert same_weights(tmp_path / "full", run)
