@@ -59,9 +59,10 @@ class ModelArgs:
     query_augmentation: bool = True  # pad queries with [MASK] to data.query_max_len; they count in MaxSim
     mask_punctuation: bool = True  # passage punctuation tokens do not count in MaxSim
     # LLM reranker (train llm_reranker): how the decoder scores a (query, passage) prompt
-    llm_score: str = "yes_token"  # yes_token: logit of yes_token (minus no_token's) | head: linear head on the last token
+    llm_score: Optional[str] = None  # yes_token (default): logit of yes_token (minus no_token's) | head: linear
+    # head on the last token; None keeps a saved model's choice
     prompt: Optional[str] = None  # the question after the pair; None: FlagEmbedding's
-    yes_token: str = "Yes"
+    yes_token: Optional[str] = None  # None: the saved model's, else "Yes"
     no_token: Optional[str] = None  # e.g. "no" (Qwen3-Reranker): score = logit(yes) - logit(no)
     prompt_template: Optional[str] = None  # "...{query}...{passage}..." instead of FlagEmbedding's layout
     chat_template: bool = False  # wrap the FlagEmbedding-style prompt in the tokenizer's chat template
@@ -70,9 +71,9 @@ class ModelArgs:
     embedder: Optional[str] = None  # the frozen embedder whose passage vectors become passage tokens
     projector_hidden: Optional[int] = None  # hidden size of the 2-layer MLP projector; None: the LLM's
     freeze_llm: Optional[bool] = None  # None: frozen for loss align (stage 1), trained in stage 2
-    window_size: int = 20  # candidates per decoding window; more slide from the back, window_step apart
-    window_step: int = 10
-    context_max_len: int = 64  # passage text tokens in the contextual prompt and the alignment target
+    window_size: Optional[int] = None  # candidates per decoding window (20); more slide from the back, window_step apart
+    window_step: Optional[int] = None  # (10); None keeps a continued PE-Rank model's saved value
+    context_max_len: Optional[int] = None  # passage text tokens in the contextual prompt and the alignment target (64)
 
     def __post_init__(self):
         check_choice("model", "pooling", self.pooling, ("cls", "mean", "last_token"))
@@ -82,7 +83,8 @@ class ModelArgs:
                               f"e.g. {{hidden_dropout_prob: 0.0}}; got {self.config_overrides!r}")
         if self.use_lora and self.lora_r <= 0:
             raise ConfigError(f"model.lora_r must be > 0, got {self.lora_r}")
-        check_choice("model", "llm_score", self.llm_score, ("yes_token", "head"))
+        if self.llm_score is not None:
+            check_choice("model", "llm_score", self.llm_score, ("yes_token", "head"))
         if self.prompt_template is not None:
             from .models.llm_reranker import split_template
 

@@ -14,4 +14,4 @@ export SCORED=${SCORED:-outputs/distill/$(basename "$TEACHER")_$(basename "${DAT
 # CPU default: the first 1,000 queries with their positive and first 3 negatives (4,000 LLM forward
 # passes, bf16 where fast); SCORE_ARGS="" scores the whole file
 export SCORE_ARGS=${SCORE_ARGS---dtype auto --max-records 1000 --max-negatives 3}
-exec bash "$(dirname "$0")/distill_reranker.sh" train.output_dir=outputs/reranker/minilm_from_$(basename "$TEACHER") "$@"
+exec bash "$(dirname "$0")/distill_reranker.sh" "train.output_dir=outputs/reranker/minilm_from_$(basename "$TEACHER")" "$@"

@@ -11,7 +11,10 @@ DATA=${DATA:-data/pkgdesc/train.jsonl}
 SCORED=${SCORED:-outputs/distill/$(basename "${DATA%.jsonl}")_scored.jsonl}
 mkdir -p "$(dirname "$SCORED")"
 # SCORE_ARGS: extra options of scripts/score_with_teacher.py, e.g. "--dtype auto --max-records 1000 --max-negatives 3"
-# shellcheck disable=SC2086
-[ -f "$SCORED" ] || "${PYTHON:-.venv/bin/python}" scripts/score_with_teacher.py --model "$TEACHER" --input "$DATA" \
-  --output "$SCORED" ${SCORE_ARGS:-}
+# The scored file is reused unless the teacher folder changed after it was written (RESCORE=1 forces it).
+if [ -n "${RESCORE:-}" ] || [ ! -f "$SCORED" ] || { [ -e "$TEACHER" ] && [ -n "$(find "$TEACHER" -newer "$SCORED" -print -quit)" ]; }; then
+  # shellcheck disable=SC2086
+  "${PYTHON:-.venv/bin/python}" scripts/score_with_teacher.py --model "$TEACHER" --input "$DATA" \
+    --output "$SCORED" --overwrite ${SCORE_ARGS:-}
+fi
 exec bash recipes/launch.sh reranker configs/reranker/minilm_distill_cpu.yaml data.train_path="$SCORED" "$@"

@@ -54,6 +54,10 @@ def main(argv=None) -> int:
             rec.pop("neg_scores", None)
         docs = rec["pos"] + (rec.get("neg") or [])
         scores = teacher.compute_score([(rec["query"], d) for d in docs])
+        if scores and isinstance(scores[0], list):
+            print(f"error: {args.model} gives one score per cutoff layer ({len(scores[0])}); load the teacher with "
+                  f"one cutoff layer", file=sys.stderr)
+            return 2
         rec["pos_scores"] = [round(s, 6) for s in scores[: len(rec["pos"])]]
         rec["neg_scores"] = [round(s, 6) for s in scores[len(rec["pos"]) :]]
     write_jsonl_atomic(records, args.output, overwrite=args.overwrite)

@@ -102,11 +102,13 @@ class ColBERTCollator:
 class PERankCollator:
     """Batch grouped items for PE-Rank: raw texts (the model embeds them) and target permutations.
 
-    The target ranks a query's passages by teacher score when the item has them, else by label
-    (ties keep the group's order: the positive first). The passages are shown to the model in a
+    The target ranks a query's passages by teacher score when the item has them, else by label.
+    A step whose remaining passages all tie (e.g. the negatives after the positive, with 0/1 labels)
+    has no right answer: ``step_mask`` leaves it out of the loss. Repeated passages of a group
+    (negatives drawn with replacement) are kept once. The passages are shown to the model in a
     shuffled order, seeded by the item's text, so their position in the prompt tells nothing.
-    Returns ``{"features": {"queries": [B], "passages": [B lists], "orders": (B, N)}, "targets": {}}``;
-    ``orders`` index the shown lists, padded with the indices past each list's end.
+    Returns ``{"features": {"queries": [B], "passages": [B lists], "orders": (B, N), "step_mask":
+    (B, N)}, "targets": {}}``; ``orders`` index the shown lists, padded past each list's end.
     """
 
     seed: int = 0
@@ -118,17 +120,26 @@ class PERankCollator:
 
         from .io import text_hash
 
-        n_max = max(len(it["passages"]) for it in items)
-        queries, shown, orders = [], [], []
+        groups = []
         for it in items:
-            n = len(it["passages"])
-            key = it.get("teacher_scores") or it["labels"]
+            scores = it.get("teacher_scores") or it["labels"]
+            first = {}
+            for i, p in enumerate(it["passages"]):
+                first.setdefault(p, i)  # a repeated passage is kept once
+            keep = sorted(first.values())
+            groups.append((it["query"], [it["passages"][i] for i in keep], [scores[i] for i in keep]))
+        n_max = max(len(passages) for _, passages, _ in groups)
+        queries, shown, orders, masks = [], [], [], []
+        for query, passages, key in groups:
+            n = len(passages)
             target = sorted(range(n), key=lambda i: -key[i])  # stable: ties keep the group's order
-            rng = random.Random(self.seed * 1_000_003 + text_hash(it["query"] + "\x00".join(it["passages"])))
+            rng = random.Random(self.seed * 1_000_003 + text_hash(query + "\x00".join(passages)))
             perm = list(range(n))
             rng.shuffle(perm)  # shown[k] = passages[perm[k]]
             where = {original: k for k, original in enumerate(perm)}
-            queries.append(it["query"])
-            shown.append([it["passages"][i] for i in perm])
+            queries.append(query)
+            shown.append([passages[i] for i in perm])
             orders.append([where[i] for i in target] + list(range(n, n_max)))
-        return {"features": {"queries": queries, "passages": shown, "orders": torch.tensor(orders)}, "targets": {}}
+            masks.append([len({key[i] for i in target[t:]}) > 1 for t in range(n)] + [False] * (n_max - n))
+        return {"features": {"queries": queries, "passages": shown, "orders": torch.tensor(orders),
+                             "step_mask": torch.tensor(masks)}, "targets": {}}

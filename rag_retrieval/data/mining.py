@@ -286,7 +286,7 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
 
     # one id per distinct text; positives join the corpus so they are found and skipped
     corpus, ids, stats.corpus_duplicates_merged = [], {}, 0
-    positives_of = []
+    positives_of, banned = [], set()  # banned: excluded texts that joined as some query's positive
     for text in passages:
         key = dedup_key(text)
         if key in excluded:
@@ -304,12 +304,14 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
             if key not in ids:
                 ids[key] = len(corpus)
                 corpus.append(doc)
+                if key in excluded:
+                    banned.add(ids[key])
             pos.add(ids[key])
         positives_of.append(pos)
     stats.queries, stats.corpus = len(queries), len(corpus)
     stats.seconds["read"] = round(time.perf_counter() - clock, 1)
 
-    depth = rank_range[1] + max(len(p) for p in positives_of)
+    depth = rank_range[1] + max(len(p) for p in positives_of) + len(banned)
     rng = random.Random(seed)
     rankings, checks = [], []  # candidate id rankings; per-method (scores of a query's docs, pos floor)
     if method in ("bm25", "bm25+dense"):
@@ -345,7 +347,7 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
         pos = positives_of[q]
         if method == "random":
             pool = rng.sample(range(len(corpus)), min(len(corpus), rank_range[1] + len(pos)))
-            negs, dropped = select_negatives(pool, pos, (1, rank_range[1]), negatives, "top", rng)
+            negs, dropped = select_negatives(pool, pos | banned, (1, rank_range[1]), negatives, "top", rng)
         else:
             candidates = rankings[0][q].tolist()
             too_close = None
@@ -360,7 +362,7 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
                 def too_close(doc, limits=limits):
                     return any(doc in scores and scores[doc] >= limit for scores, limit in limits)
 
-            negs, dropped = select_negatives(candidates, pos, rank_range, negatives, sampling, rng, too_close)
+            negs, dropped = select_negatives(candidates, pos | banned, rank_range, negatives, sampling, rng, too_close)
         stats.dropped_as_false_negative += dropped
         stats.queries_short_of_negatives += len(negs) < negatives
         counts.append(len(negs))

@@ -175,7 +175,8 @@ class PERankRanker(BaseRanker):
         self.tokenizer = model.tokenizer
         self.max_length = max_length
 
-    def compute_score(self, pairs: Sequence, normalize: bool = False) -> list:
+    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
+        """``batch_size`` is accepted for the pointwise rankers' signature; windows set the batch here."""
         with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             return self.model.compute_score([tuple(p) for p in pairs], normalize=normalize)
 

@@ -14,7 +14,7 @@ from ..config import PE_RANK_LOSSES
 
 
 def stepwise_listmle(step_logits: torch.Tensor, order: torch.Tensor, valid: Optional[torch.Tensor] = None,
-                     ) -> torch.Tensor:
+                     steps: Optional[torch.Tensor] = None) -> torch.Tensor:
     """ListMLE over decoding steps: at step t the target passage ``order[t]`` against the passages
     not emitted before it, with that step's own logits. Mean over the batch of the summed steps.
 
@@ -23,6 +23,8 @@ def stepwise_listmle(step_logits: torch.Tensor, order: torch.Tensor, valid: Opti
         order: (B, N) the target permutation (passage indices, best first).
         valid: (B, N) bool, real passages (rankings shorter than N are padded); steps past a
             ranking's length and padded passages count for nothing.
+        steps: (B, N) bool, the steps that count (e.g. not those where every passage left is tied,
+            whose target order is arbitrary); all when None.
 
     >>> s = torch.tensor([[[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [5.0, 5.0, 4.0]]])
     >>> order = torch.tensor([[0, 2, 1]])
@@ -39,12 +41,14 @@ def stepwise_listmle(step_logits: torch.Tensor, order: torch.Tensor, valid: Opti
     masked = step_logits.masked_fill(~allowed, float("-inf"))
     target = step_logits.gather(2, order.unsqueeze(-1)).squeeze(-1)  # (B, N)
     step_valid = valid.gather(1, order)  # (B, N) steps whose target is a real passage
+    if steps is not None:
+        step_valid = step_valid & steps
     nll = torch.logsumexp(masked, dim=-1) - target  # (B, N)
     return nll.masked_fill(~step_valid, 0.0).sum(1).mean()
 
 
 def stepwise_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, order: torch.Tensor,
-                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+                valid: Optional[torch.Tensor] = None, steps: Optional[torch.Tensor] = None) -> torch.Tensor:
     """KL(teacher || student) of the per-step distributions over the passages still to emit,
     summed over steps, mean over the batch (the teacher is the contextual pass, detached).
 
@@ -59,7 +63,8 @@ def stepwise_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, orde
     log_s = F.log_softmax(student_logits.masked_fill(~allowed, float("-inf")), -1)
     log_t = F.log_softmax(teacher_logits.detach().masked_fill(~allowed, float("-inf")), -1)
     kl = (log_t.exp() * (log_t - log_s)).masked_fill(~allowed, 0.0).sum(-1)  # (B, N)
-    return kl.masked_fill(~valid.gather(1, order), 0.0).sum(1).mean()
+    step_valid = valid.gather(1, order) if steps is None else valid.gather(1, order) & steps
+    return kl.masked_fill(~step_valid, 0.0).sum(1).mean()
 
 
 
@@ -72,7 +77,7 @@ class PERankLoss(nn.Module):
 
     Inputs (from :meth:`rag_retrieval.models.PERank.forward`): ``align_logits`` (B, T, V) and
     ``align_labels`` (B, T) for ``align``; ``step_logits`` / ``context_logits`` (B, N, N), ``orders``
-    (B, N) and ``valid`` (B, N) for the ranking parts.
+    (B, N), ``valid`` (B, N) and ``step_mask`` (B, N, the steps that count) for the ranking parts.
 
     Example:
         >>> loss = PERankLoss(["listmle", "kl"], {"kl": 0.5})
@@ -92,17 +97,17 @@ class PERankLoss(nn.Module):
         self.weights = dict(weights or {})
 
     def forward(self, step_logits=None, context_logits=None, orders=None, valid=None, align_logits=None,
-                align_labels=None, **_) -> dict:
+                align_labels=None, step_mask=None, **_) -> dict:
         out = {}
         for part in self.parts:
             if part == "align":
                 value = F.cross_entropy(align_logits.reshape(-1, align_logits.shape[-1]).float(),
                                         align_labels.reshape(-1), ignore_index=-100)
             elif part == "listmle":
-                value = stepwise_listmle(step_logits.float(), orders, valid)
+                value = stepwise_listmle(step_logits.float(), orders, valid, step_mask)
             elif part == "contextual_listmle":
-                value = stepwise_listmle(context_logits.float(), orders, valid)
+                value = stepwise_listmle(context_logits.float(), orders, valid, step_mask)
             else:
-                value = stepwise_kl(context_logits.float(), step_logits.float(), orders, valid)
+                value = stepwise_kl(context_logits.float(), step_logits.float(), orders, valid, step_mask)
             out[part] = self.weights.get(part, 1.0) * value
         return out

@@ -46,13 +46,13 @@ class CrossEncoder(PairScorer):
                         query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
                         dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                         trust_remote_code: bool = False, lora: Optional[dict] = None,
-                        config_overrides: Optional[dict] = None) -> "CrossEncoder":
+                        config_overrides: Optional[dict] = None, trainable: bool = False) -> "CrossEncoder":
         """Load a checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours); a missing
         head is created (num_labels=1)."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
         model, missing = load_auto_model(AutoModelForSequenceClassification, path, lambda base: load_kwargs(
-            dtype, attn_implementation, trust_remote_code, base, config_overrides, num_labels=1))
+            dtype, attn_implementation, trust_remote_code, base, config_overrides, num_labels=1), trainable=trainable)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
             model.config.pad_token_id = tokenizer.pad_token_id
@@ -73,7 +73,8 @@ class CrossEncoder(PairScorer):
         """Build from the ``model:`` config section."""
         return cls.from_pretrained(model_args.model_name_or_path, max_length, model_args.query_instruction,
                                    model_args.passage_instruction, model_args.dtype, model_args.attn_implementation,
-                                   model_args.trust_remote_code, model_args.lora, model_args.config_overrides)
+                                   model_args.trust_remote_code, model_args.lora, model_args.config_overrides,
+                                   trainable=True)
 
     # ---- training ------------------------------------------------------------------------
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,

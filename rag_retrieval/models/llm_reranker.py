@@ -152,11 +152,12 @@ class LLMReranker(PairScorer):
                         yes_token: Optional[str] = None, query_max_length: Optional[int] = None,
                         cutoff_layers: Optional[Sequence[int]] = None, no_token: Optional[str] = None,
                         prompt_template: Optional[str] = None, chat_template: bool = False,
-                        score: Optional[str] = None) -> "LLMReranker":
+                        score: Optional[str] = None, trainable: bool = False) -> "LLMReranker":
         """Load a causal LM checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours).
 
         Settings left None come from the folder's ``rag_retrieval.json`` when it has one, else the
         defaults. ``chat_template`` builds ``prompt_template`` from the tokenizer's chat template.
+        ``trainable``: a LoRA adapter folder keeps learning (training runs continuing from it).
         A tokenizer without pad token pads with eos (or unk).
         """
         path = resolve_model_path(model_name_or_path)
@@ -171,7 +172,7 @@ class LLMReranker(PairScorer):
         auto = AutoModelForSequenceClassification if score == "head" else AutoModelForCausalLM
         extra = {"num_labels": 1} if score == "head" else {}
         model, missing = load_auto_model(auto, path, lambda base: load_kwargs(
-            dtype, attn_implementation, trust_remote_code, base, config_overrides, **extra))
+            dtype, attn_implementation, trust_remote_code, base, config_overrides, **extra), trainable=trainable)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -202,7 +203,7 @@ class LLMReranker(PairScorer):
             query_instruction=model_args.query_instruction, passage_instruction=model_args.passage_instruction,
             yes_token=model_args.yes_token, no_token=model_args.no_token, query_max_length=query_max_length,
             cutoff_layers=model_args.cutoff_layers, prompt_template=model_args.prompt_template,
-            chat_template=model_args.chat_template, score=model_args.llm_score)
+            chat_template=model_args.chat_template, score=model_args.llm_score, trainable=True)
 
     # ---- inputs --------------------------------------------------------------------------
     def _ids(self, text) -> list:

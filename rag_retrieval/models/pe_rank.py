@@ -107,7 +107,7 @@ class PERank(nn.Module):
         """A new PE-Rank model: an LLM and an embedder of their own, a fresh projector."""
         path = resolve_model_path(llm_name_or_path)
         llm, _ = load_auto_model(AutoModelForCausalLM, path, lambda base: load_kwargs(
-            dtype, attn_implementation, trust_remote_code, base))
+            dtype, attn_implementation, trust_remote_code, base), trainable=True)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -115,28 +115,35 @@ class PERank(nn.Module):
         embedder = BiEncoder.from_pretrained(embedder_name_or_path)
         hidden = llm.get_input_embeddings().embedding_dim
         projector = Projector(embedder.embedding_dim, hidden, projector_hidden)
-        return cls(llm, tokenizer, embedder, projector, **settings)
+        return cls(llm, tokenizer, embedder, projector, **cls._given(settings))
 
     @classmethod
     def from_pretrained(cls, path: str, lora: Optional[dict] = None, dtype: Optional[str] = None,
-                        **overrides) -> "PERank":
-        """Load a folder saved by :meth:`save_pretrained` (``llm/``, ``embedder/``, ``projector.pt``)."""
+                        trainable: bool = False, **overrides) -> "PERank":
+        """Load a folder saved by :meth:`save_pretrained` (``llm/``, ``embedder/``, ``projector.pt``);
+        settings left None keep the saved ones; ``trainable``: a saved LoRA adapter keeps learning."""
         path = resolve_model_path(path)
         saved = read_settings(path)
         if saved.get("kind") != "pe-rank":
             raise ValueError(f"{path} is not a PE-Rank folder (rag_retrieval.json kind 'pe-rank'); build a new "
                              f"model with PERank.from_parts(llm, embedder)")
         llm_path = os.path.join(path, LLM_DIR)
-        llm, _ = load_auto_model(AutoModelForCausalLM, llm_path, lambda base: load_kwargs(dtype, path=base))
+        llm, _ = load_auto_model(AutoModelForCausalLM, llm_path, lambda base: load_kwargs(dtype, path=base),
+                                 trainable=trainable)
         tokenizer = AutoTokenizer.from_pretrained(llm_path)
         llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
         embedder = BiEncoder.from_pretrained(os.path.join(path, EMBEDDER_DIR))
         state = torch.load(os.path.join(path, PROJECTOR_FILE), map_location="cpu", weights_only=True)
-        projector = Projector(*state.pop("dims").tolist())
+        in_dim, hidden_dim, out_dim = state.pop("dims").tolist()  # saved as (in, hidden, out)
+        projector = Projector(in_dim, out_dim, hidden_dim)
         projector.load_state_dict(state)
         keys = ("prompt", "separator", "align_prompt", "query_max_len", "context_max_len", "window_size", "window_step")
         settings = {k: overrides.get(k) if overrides.get(k) is not None else saved[k] for k in keys}
         return cls(llm, tokenizer, embedder, projector, **settings)
+
+    @staticmethod
+    def _given(settings: dict) -> dict:
+        return {k: v for k, v in settings.items() if v is not None}
 
     @property
     def config(self):
@@ -254,15 +261,17 @@ class PERank(nn.Module):
         logits = self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits  # (B, T, V)
         return logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
 
-    def forward(self, queries: Sequence[str], passages: Sequence[Sequence[str]], orders: torch.Tensor) -> dict:
+    def forward(self, queries: Sequence[str], passages: Sequence[Sequence[str]], orders: torch.Tensor,
+                step_mask: Optional[torch.Tensor] = None) -> dict:
         """What ``self.objectives`` needs (set from ``loss.name`` by the trainer): ``align`` -> the
         reconstruction logits of every passage; ``listmle`` / ``kl`` -> embedding-only step logits;
-        ``contextual_listmle`` / ``kl`` -> the contextual ones. ``orders`` are passed through."""
+        ``contextual_listmle`` / ``kl`` -> the contextual ones. ``orders`` and ``step_mask`` (the
+        steps whose target is not an arbitrary pick among tied passages) are passed through."""
         objectives = set(self.objectives)
         if "align" in objectives:
             logits, labels = self.align_logits([p for group in passages for p in group])
             return {"align_logits": logits, "align_labels": labels}
-        out = {"orders": orders}
+        out = {"orders": orders, "step_mask": step_mask}
         if objectives & {"listmle", "kl"}:
             out["step_logits"], out["valid"] = self.rank_logits(queries, passages, orders)
         if objectives & {"contextual_listmle", "kl"}:
@@ -297,14 +306,17 @@ class PERank(nn.Module):
             end -= self.window_step
 
     def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
-        """Listwise scores for (query, passage) pairs: the pairs of each query are ranked together
-        (:meth:`rank`) and score ``n - rank`` (sigmoid when ``normalize``), so pointwise evaluators
-        and scripts can use the model as they are."""
-        by_query: dict = {}
+        """Listwise scores for (query, passage) pairs: each run of consecutive pairs of one query is
+        ranked together (:meth:`rank`) and scores ``n - rank`` (sigmoid when ``normalize``), so
+        pointwise evaluators and scripts can use the model as they are."""
+        groups = []  # consecutive pairs of one query form one list (two lists of the same query stay apart)
         for i, (query, _) in enumerate(pairs):
-            by_query.setdefault(query, []).append(i)
+            if groups and groups[-1][0] == query:
+                groups[-1][1].append(i)
+            else:
+                groups.append((query, [i]))
         scores = [0.0] * len(pairs)
-        for query, idx in by_query.items():
+        for query, idx in groups:
             order = self.rank(query, [pairs[i][1] for i in idx])
             for rank, j in enumerate(order):
                 scores[idx[j]] = float(len(order) - rank)

@@ -79,12 +79,16 @@ def adapter_base(path: str) -> Optional[str]:
     if not os.path.isfile(config) or os.path.isfile(os.path.join(path, "config.json")):
         return None
     with open(config) as f:
-        return json.load(f)["base_model_name_or_path"]
+        base = json.load(f).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config} names no base_model_name_or_path: the adapter cannot be loaded")
+    return base
 
 
-def load_auto_model(auto_cls, path: str, kwargs_for) -> tuple:
+def load_auto_model(auto_cls, path: str, kwargs_for, trainable: bool = False) -> tuple:
     """``auto_cls.from_pretrained`` of a checkpoint folder, hub id, or of a LoRA adapter folder:
-    its base model with the adapter attached (peft, unmerged). ``kwargs_for(base_path)`` gives the
+    its base model with the adapter attached (peft, unmerged; ``trainable``: the adapter keeps
+    learning, for training runs that continue from it). ``kwargs_for(base_path)`` gives the
     loading kwargs. Returns (model, keys the checkpoint did not hold, e.g. a new head)."""
     from .hub import resolve_model_path
 
@@ -94,7 +98,7 @@ def load_auto_model(auto_cls, path: str, kwargs_for) -> tuple:
     if base:
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(model, path), []  # the adapter holds the trained head (modules_to_save)
+        return PeftModel.from_pretrained(model, path, is_trainable=trainable), []  # the adapter holds the trained head (modules_to_save)
     return model, info["missing_keys"]
 
 
@@ -130,6 +134,11 @@ def save_encoder(
     if is_peft(model) and merge_lora:
         model = model.merge_and_unload()
         state_dict = None  # the merged weights are the live ones
+    if is_peft(model):  # a local base is recorded as an absolute path: the adapter loads from any directory
+        for config in model.peft_config.values():
+            base = config.base_model_name_or_path
+            if base and not os.path.isabs(base) and os.path.isdir(base):
+                config.base_model_name_or_path = os.path.abspath(base)
     model.save_pretrained(output_dir, state_dict=state_dict)
     if tokenizer is not None:
         tokenizer.save_pretrained(output_dir)

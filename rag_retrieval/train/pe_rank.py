@@ -27,13 +27,12 @@ from .trainer import RetrievalTrainer
 def build_model(cfg) -> PERank:
     """Continue from a PE-Rank folder (stage 2 after stage 1), or join an LLM and an embedder."""
     m = cfg.model
+    # None keeps a continued model's saved setting (or the class default for a new one)
     settings = {"window_size": m.window_size, "window_step": m.window_step, "context_max_len": m.context_max_len,
-                "query_max_len": cfg.data.query_max_len}
-    if m.prompt is not None:
-        settings["prompt"] = m.prompt
+                "query_max_len": cfg.data.query_max_len, "prompt": m.prompt}
     path = resolve_model_path(m.model_name_or_path)
     if os.path.isdir(path) and read_settings(path).get("kind") == "pe-rank":
-        return PERank.from_pretrained(path, lora=m.lora, dtype=m.dtype, **settings)
+        return PERank.from_pretrained(path, lora=m.lora, dtype=m.dtype, trainable=True, **settings)
     return PERank.from_parts(m.model_name_or_path, m.embedder, dtype=m.dtype, attn_implementation=m.attn_implementation,
                              trust_remote_code=m.trust_remote_code, lora=m.lora, projector_hidden=m.projector_hidden,
                              **settings)
@@ -53,7 +52,8 @@ def check_pe_rank_setup(cfg, parts: list) -> None:
                           f"data.group_size > 1 (got {cfg.data.group_size})")
     if cfg.model.prompt is not None and "{passages}" not in cfg.model.prompt:
         raise ConfigError(f"{cfg.source}: model.prompt needs a {{passages}} placeholder for the passage tokens")
-    if not 0 < cfg.model.window_step <= cfg.model.window_size:
+    size, step = cfg.model.window_size, cfg.model.window_step
+    if size is not None and step is not None and not 0 < step <= size:
         raise ConfigError(f"{cfg.source}: model.window_step must be in [1, model.window_size]")
 
 

@@ -63,6 +63,10 @@ class RetrievalTrainer(Trainer):
         self.loss_fn = loss_fn
         self.evaluator = evaluator
         self._loss_parts: dict = {}
+        ds = getattr(self.args, "hf_deepspeed_config", None)
+        if getattr(self.args, "head_learning_rate", None) is not None and ds is not None and "optimizer" in ds.config:
+            logger.warning("train.head_learning_rate is not applied: the DeepSpeed config defines its own optimizer "
+                           "(remove its 'optimizer' section to use the Trainer's, which applies it)")
 
     # ---- loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
@@ -71,12 +75,22 @@ class RetrievalTrainer(Trainer):
         parts = loss if isinstance(loss, dict) else {}
         if parts:
             loss = sum(parts.values())
-        if model.training and not torch.isfinite(loss.detach()).all():
+        if model.training and not self._all_finite(loss):
             loss = self._nonfinite(model, loss, parts)
         else:
             for name, value in parts.items():
                 self._loss_parts[name] = self._loss_parts.get(name, 0.0) + value.detach().float().item()
         return (loss, outputs) if return_outputs else loss
+
+    def _all_finite(self, loss) -> bool:
+        """Whether every process's loss is finite: all processes then stop, or skip, together (one
+        process leaving alone would hang the others in the next all-reduce)."""
+        finite = torch.isfinite(loss.detach()).all()
+        if self.args.world_size > 1 and torch.distributed.is_initialized():
+            flag = (~finite).float().reshape(1)
+            torch.distributed.all_reduce(flag)
+            return bool(flag.item() == 0)
+        return bool(finite)
 
     def _nonfinite(self, model, loss, parts: dict):
         """A NaN/inf training loss: stop with a clear error, or (``train.nonfinite_loss: skip``) give
@@ -106,13 +120,14 @@ class RetrievalTrainer(Trainer):
 
     # ---- optimiser -------------------------------------------------------------------------
     def create_optimizer(self, model=None):
-        """The Trainer's optimiser; with ``train.head_learning_rate``, new weights get their own rate."""
+        """The Trainer's optimiser; with ``train.head_learning_rate``, new weights get their own rate.
+
+        Under DeepSpeed this optimiser is the one DeepSpeed wraps, as long as the DeepSpeed config
+        defines no ``optimizer`` of its own (the shipped ones do not; with one, a warning says the
+        head rate is not applied)."""
         optimizer = super().create_optimizer(model)
         head_lr = getattr(self.args, "head_learning_rate", None)
         if head_lr is None:
-            return optimizer
-        if self.is_deepspeed_enabled:
-            logger.warning("train.head_learning_rate is not applied under DeepSpeed yet: every weight uses learning_rate")
             return optimizer
         opt_model = self.model if model is None else model
         modules = getattr(self.accelerator.unwrap_model(opt_model), "new_modules", ())

@@ -130,6 +130,18 @@ def test_exclude_keeps_eval_positives_out_and_other_formats_read(tmp_path):
     assert records(out)[0]["pos"] == [CORPUS[0]]
 
 
+def test_an_excluded_text_that_is_also_a_train_positive_is_no_other_querys_negative(tmp_path):
+    pairs = write(tmp_path / "pairs.jsonl", [{"query": "text mode browser", "pos": [CORPUS[2]]},
+                                             {"query": "open source web browser", "pos": [CORPUS[0]]}])
+    held = write(tmp_path / "eval.jsonl", [{"query": "lynx", "pos": [CORPUS[2]]}])
+    out = str(tmp_path / "mined.jsonl")
+    mine_file(pairs, "pos_neg", out, corpus_file(tmp_path), negatives=9, rank_range=(1, 20), exclude=held,
+              show_progress=False)
+    mined = records(out)
+    assert mined[0]["pos"] == [CORPUS[2]]  # still the positive of its own query
+    assert CORPUS[2] not in mined[1]["neg"]  # but never mined for another one
+
+
 def test_bad_input_fails_with_file_line_and_writes_nothing(tmp_path, capsys):
     pairs = write(tmp_path / "pairs.jsonl", PAIRS)
     bad_corpus = write(tmp_path / "c.jsonl", [{"text": "ok"}, {"id": 1}, b"\xff", {"text": ""}])

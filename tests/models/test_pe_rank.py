@@ -106,6 +106,14 @@ def test_save_and_load_give_the_same_rankings_and_logits(pe, tmp_path):
         PERank.from_pretrained("tiny-qwen2")
 
 
+def test_projector_with_its_own_hidden_size_reloads(tmp_path):
+    model = PERank.from_parts("tiny-qwen2", "tiny-bert", projector_hidden=12)
+    model.save_pretrained(str(tmp_path))
+    loaded = PERank.from_pretrained(str(tmp_path))
+    assert loaded.projector.dims == (32, 12, 32)
+    assert loaded.rank("web browser", PASSAGES) == model.rank("web browser", PASSAGES)
+
+
 def test_reranker_api_serves_pe_rank(pe, tmp_path):
     from rag_retrieval import Reranker
     from rag_retrieval.infer import PERankRanker

@@ -94,6 +94,24 @@ def test_lora_train_merge_load_gives_the_adapters_scores(tmp_path, score):
     assert again.returncode != 0 and "exists; pass --overwrite" in again.stderr
 
 
+def test_continuing_keeps_the_saved_scoring_and_trains_a_saved_adapter(tmp_path):
+    main(tiny_args(tmp_path / "head", "model.llm_score=head", "model.no_token=No", "eval.before_training=false",
+                   config=CFG))
+    main(tiny_args(tmp_path / "again", f"model.model_name_or_path={tmp_path / 'head'}", "eval.before_training=false",
+                   config=CFG))  # no scoring keys given: the saved ones hold
+    settings = json.loads((tmp_path / "again" / "rag_retrieval.json").read_text())
+    assert settings["score"] == "head" and settings["yes_token"] == "Yes"
+    adapter = tmp_path / "adapter"
+    main(tiny_args(adapter, "model.use_lora=true", "model.merge_lora=false", "eval.before_training=false", config=CFG))
+    more = tmp_path / "more"
+    main(tiny_args(more, f"model.model_name_or_path={adapter}", "model.merge_lora=false", "train.learning_rate=5e-2",
+                   "eval.before_training=false", config=CFG))
+    from safetensors.torch import load_file
+
+    before, after = load_file(str(adapter / "adapter_model.safetensors")), load_file(str(more / "adapter_model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the loaded adapter kept learning
+
+
 def test_merged_lora_on_save_and_full_fine_tuning(tmp_path):
     main(tiny_args(tmp_path / "m", "model.use_lora=true", "model.merge_lora=true", "eval.before_training=false",
                    config=CFG))

@@ -63,6 +63,15 @@ def test_collator_shuffles_the_shown_order_and_targets_the_labels():
     assert PERankCollator(seed=0)(items)["features"]["passages"] == shown  # seeded by the items' text
     shown_orders = {tuple(PERankCollator(seed=s)(items[:1])["features"]["passages"][0]) for s in range(8)}
     assert len(shown_orders) > 1  # the shown order varies with the seed: position tells nothing
+    # 0/1 labels: only the first step (the positive among all) has a right answer; teacher scores: every
+    # step until one passage is left; a negative drawn twice is kept once
+    assert batch["step_mask"].tolist() == [[True, False, False, False], [True, False, False, False]]
+    repeated = {"query": "q", "passages": ["a", "b", "b", "c"], "labels": [1.0, 0.0, 0.0, 0.0],
+                "teacher_scores": [3.0, 1.0, 1.0, 2.0]}
+    out = PERankCollator()([repeated])["features"]
+    assert sorted(out["passages"][0]) == ["a", "b", "c"]
+    assert [out["passages"][0][i] for i in out["orders"][0].tolist()] == ["a", "c", "b"]
+    assert out["step_mask"].tolist() == [[True, True, False]]
 
 
 def test_config_errors_before_any_model_loads(tmp_path):

@@ -187,3 +187,22 @@ def test_resume_last_skips_a_half_written_checkpoint(tmp_path, caplog):
         main(tiny_args(run, *common, "train.resume_from_checkpoint=last", config=CFG))
     assert "skipping" in caplog.text and "checkpoint-3" in caplog.text
     assert same_weights(tmp_path / "full", run)
+
+
+@pytest.mark.slow
+def test_head_learning_rate_applies_under_deepspeed_zero2(tmp_path):
+    """learning_rate 0 for the body, 0.5 for the new head, 2 processes under ZeRO-2: only the head moves."""
+    from safetensors.torch import load_file
+    from transformers import set_seed
+
+    out = torchrun("rag_retrieval.train.reranker", tiny_args(
+        tmp_path, "train.deepspeed=configs/deepspeed/zero2.json", "train.per_device_train_batch_size=2",
+        "train.learning_rate=0", "train.head_learning_rate=0.5", "train.warmup_steps=0", "eval.before_training=false",
+        config=CFG), port_base=26600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    set_seed(7)  # the trainer's seed: the same fresh head
+    start = {k: v.detach().clone() for k, v in CrossEncoder.from_pretrained("tiny-bert").model.state_dict().items()}
+    trained = load_file(str(tmp_path / "model.safetensors"))
+    head = [k for k in start if k.startswith("classifier.")]
+    assert head and all(not torch.equal(trained[k], start[k]) for k in head)
+    assert all(torch.equal(trained[k], start[k]) for k in start if k not in head and k in trained)
