@@ -206,3 +206,26 @@ def test_head_learning_rate_applies_under_deepspeed_zero2(tmp_path):
     head = [k for k in start if k.startswith("classifier.")]
     assert head and all(not torch.equal(trained[k], start[k]) for k in head)
     assert all(torch.equal(trained[k], start[k]) for k in start if k not in head and k in trained)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_with_the_shipped_ddp_config_runs_two_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    args = ["train.per_device_train_batch_size=2", "eval.before_training=false", "train.save_strategy=steps",
+            "train.save_steps=4"]
+    main(tiny_args(tmp_path / "one", *args, config=CFG))
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    cmd = [accelerate, "launch", "--config_file", "configs/accelerate/ddp.yaml", "--num_processes", "2",
+           "--main_process_port", str(25600 + os.getpid() % 1000), "-m", "rag_retrieval.train.reranker",
+           *tiny_args(tmp_path / "two", *args, config=CFG)]
+    out = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    epoch = lambda run: json.loads((tmp_path / run / "checkpoint-4" / "trainer_state.json").read_text())["epoch"]  # noqa: E731
+    assert epoch("two") == pytest.approx(2 * epoch("one"))  # 2 processes: twice the data per step
+    assert (tmp_path / "two" / "model.safetensors").exists()
