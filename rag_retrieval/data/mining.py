@@ -101,7 +101,8 @@ def read_corpus(path: str) -> list:
 # ---- search: each returns (ids (Q, k) int64, scores (Q, k) float32), best first; -1 pads ----------
 def bm25_search(queries: Sequence[str], corpus: Sequence[str], k: int, stemmer: bool = True,
                 show_progress: bool = True):
-    """BM25 (bm25s, Lucene scoring, English stopwords, Snowball stemming when PyStemmer is installed)."""
+    """BM25 (bm25s, Lucene scoring, English stopwords, Snowball stemming when PyStemmer is installed).
+    Also returns the index and the query token ids, to score positives outside the top k."""
     import bm25s
 
     stem = None
@@ -134,7 +135,7 @@ def bm25_search(queries: Sequence[str], corpus: Sequence[str], k: int, stemmer: 
         top = top[np.argsort(-s[top], kind="stable")]
         keep = s[top] > 0  # a zero BM25 score shares no term with the query: not a candidate
         ids[i, : keep.sum()], scores[i, : keep.sum()] = top[keep], s[top][keep]
-    return ids, scores, retriever, tokenizer, query_tokens
+    return ids, scores, retriever, query_tokens
 
 
 def dense_search(query_reps, corpus_reps, k: int, index: str = "auto", chunk: int = 1024):
@@ -316,7 +317,7 @@ def mine_file(path: str, fmt: str, out: str, corpus_path: Optional[str] = None, 
     rankings, checks = [], []  # candidate id rankings; per-method (scores of a query's docs, pos floor)
     if method in ("bm25", "bm25+dense"):
         clock = time.perf_counter()
-        bm_ids, bm_scores, retriever, _, q_tokens = bm25_search(queries, corpus, depth, show_progress=show_progress)
+        bm_ids, bm_scores, retriever, q_tokens = bm25_search(queries, corpus, depth, show_progress=show_progress)
         rankings.append(bm_ids)
 
         def bm25_scores(q, docs, bm_ids=bm_ids, bm_scores=bm_scores):
@@ -382,18 +383,12 @@ def _encode(model: str, queries, prompts, corpus, batch_size, dtype, device, que
     import torch
 
     from ..models import BiEncoder
+    from ..utils.devices import autocast_dtype, pick_device
 
-    encoder = BiEncoder.from_pretrained(model, query_max_len=query_max_len, passage_max_len=passage_max_len)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    encoder.to(dev)
-    autocast = {None: None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if dtype == "auto":  # bf16 only where it is fast (bf16 matrix units or a bf16 GPU)
-        from ..config import bf16_supported
-
-        dtype = "bf16" if bf16_supported(use_cpu=dev.type == "cpu") else None
-    if dtype not in autocast:
-        raise ValueError(f"--dtype {dtype!r}: choose one of auto, fp32, bf16, fp16")
-    with torch.autocast(dev.type, dtype=autocast[dtype] or torch.float32, enabled=autocast[dtype] is not None):
+    dev = pick_device(device)
+    autocast = autocast_dtype(dtype or "fp32", dev)  # none unless asked, also on a GPU: exact scores
+    encoder = BiEncoder.from_pretrained(model, query_max_len=query_max_len, passage_max_len=passage_max_len).to(dev)
+    with torch.autocast(dev.type, dtype=autocast or torch.float32, enabled=autocast is not None):
         q_reps = encoder.encode_queries(queries, prompts=prompts if any(p is not None for p in prompts) else None,
                                         batch_size=batch_size, show_progress=show_progress)
         c_reps = encoder.encode_passages(corpus, batch_size=batch_size, show_progress=show_progress)

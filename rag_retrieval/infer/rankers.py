@@ -13,28 +13,10 @@ from ..models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
 from ..models.colbert import LINEAR_FILE
 from ..models.hub import resolve_model_path
 from ..models.weights import read_settings
+from ..utils.devices import autocast_dtype, pick_device
 from .base import BaseRanker, RankedResults
 
 logger = logging.getLogger(__name__)
-
-
-def _device(device: Optional[str]) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def _autocast_dtype(dtype: Optional[str], device: torch.device):
-    """bf16/fp16 autocast on GPU when asked (or bf16 by default there); fp32 on CPU unless asked."""
-    table = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
-    if dtype == "auto":  # bf16 where it is fast: a bf16 GPU, or a CPU with bf16 matrix units
-        from ..config import bf16_supported
-
-        dtype = "bf16" if bf16_supported(use_cpu=device.type == "cpu") else None
-    if dtype not in table:
-        raise ValueError(f"dtype='{dtype}' is not valid; choose one of: auto, fp32, bf16, fp16")
-    if dtype is None and device.type == "cuda":
-        return torch.bfloat16
-    return table[dtype]
 
 
 def _score_with_retry(score_fn, batch_size: int, device: torch.device, autocast):
@@ -53,12 +35,12 @@ def _score_with_retry(score_fn, batch_size: int, device: torch.device, autocast)
 
 def _serve(ranker: BaseRanker, model, device: Optional[str], dtype: Optional[str], batch_size: int) -> None:
     """Put ``model`` on ``device`` for inference and give ``ranker`` what scoring and windows read."""
-    ranker.device = _device(device)
-    ranker.autocast = _autocast_dtype(dtype, ranker.device)
+    ranker.device = pick_device(device)
+    ranker.autocast = autocast_dtype(dtype, ranker.device)
     ranker.model = model.to(ranker.device).eval()
     ranker.batch_size = batch_size
     ranker.tokenizer = model.tokenizer
-    ranker.max_length = model.max_length
+    ranker.max_length = getattr(model, "max_length", None)  # PE-Rank reads no passage text: no windows
 
 
 class _ModelRanker(BaseRanker):
@@ -153,7 +135,7 @@ class ColBERTRanker(_ModelRanker):
         return self.model.doc_token_budget()
 
 
-class PERankRanker(BaseRanker):
+class PERankRanker(_ModelRanker):
     """PE-Rank listwise reranker: passages enter the LLM as one embedding token each and it emits a
     permutation (constrained greedy decoding, sliding windows over ``window_size`` candidates).
 
@@ -169,16 +151,7 @@ class PERankRanker(BaseRanker):
 
         model = PERank.from_pretrained(model_name_or_path, window_size=window_size, window_step=window_step,
                                        **model_kwargs)
-        self.device = _device(device)
-        self.autocast = _autocast_dtype(dtype, self.device)
-        self.model = model.to(self.device).eval()
-        self.tokenizer = model.tokenizer
-        self.max_length = max_length
-
-    def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
-        """``batch_size`` is accepted for the pointwise rankers' signature; windows set the batch here."""
-        with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            return self.model.compute_score([tuple(p) for p in pairs], normalize=normalize)
+        _serve(self, model, device, dtype, batch_size)
 
     def rerank(self, query: str, docs: Sequence[str], top_k: Optional[int] = None, long_doc: str = "truncate",
                **kwargs) -> RankedResults:
@@ -251,7 +224,7 @@ class Embedder:
     """
 
     def __init__(self, model_name_or_path: str, device: Optional[str] = None, batch_size: int = 64, **model_kwargs):
-        self.device = _device(device)
+        self.device = pick_device(device)
         self.model = BiEncoder.from_pretrained(model_name_or_path, **model_kwargs).to(self.device).eval()
         self.batch_size = batch_size
 

@@ -51,7 +51,7 @@ class CrossEncoder(PairScorer):
         head is created (num_labels=1)."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
-        model, missing = load_auto_model(AutoModelForSequenceClassification, path, lambda base: load_kwargs(
+        model, new_modules = load_auto_model(AutoModelForSequenceClassification, path, lambda base: load_kwargs(
             dtype, attn_implementation, trust_remote_code, base, config_overrides, num_labels=1), trainable=trainable)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
@@ -65,7 +65,7 @@ class CrossEncoder(PairScorer):
             passage_instruction=passage_instruction if passage_instruction is not None
             else saved.get("passage_instruction", ""),
         )
-        ce.new_modules = tuple(sorted({key.rsplit(".", 1)[0] for key in missing}))
+        ce.new_modules = new_modules
         return ce
 
     @classmethod

@@ -12,14 +12,14 @@ from typing import Optional, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .pair_scorer import PairScorer
 from .pooling import last_token_index
-from .weights import (is_peft, load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix,
-                      write_settings)
+from .weights import (load_auto_model, load_kwargs, load_tokenizer, maybe_wrap_lora, read_settings, save_encoder,
+                      strip_prefix, unwrap_peft, write_settings)
 
 DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the query by "
                   "providing a prediction of either 'Yes' or 'No'.")
@@ -53,6 +53,20 @@ def chat_prompt_template(tokenizer, prompt: str, query_instruction: str, passage
     content = f"{query_instruction}{QUERY}{SEP}{passage_instruction}{PASSAGE}{SEP}{prompt}"
     return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                          add_generation_prompt=True)
+
+
+def bos_prefix(tokenizer, first: Sequence[int] = ()) -> list:
+    """``[bos]`` to put before a prompt whose first ids are ``first``: none when the tokenizer has no
+    bos, uses it as pad (FlagEmbedding's rule), or ``first`` already starts with it.
+
+    >>> class T: bos_token_id, pad_token_id = 1, 0
+    >>> bos_prefix(T()), bos_prefix(T(), [1, 5])
+    ([1], [])
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None or bos == tokenizer.pad_token_id or list(first[:1]) == [bos]:
+        return []
+    return [bos]
 
 
 def truncate_second(first: list, second: list, max_length: int, side: str = "right") -> list:
@@ -171,11 +185,9 @@ class LLMReranker(PairScorer):
             raise ValueError(f"score={score!r}: choose one of {', '.join(SCORE_MODES)}")
         auto = AutoModelForSequenceClassification if score == "head" else AutoModelForCausalLM
         extra = {"num_labels": 1} if score == "head" else {}
-        model, missing = load_auto_model(auto, path, lambda base: load_kwargs(
+        model, new_modules = load_auto_model(auto, path, lambda base: load_kwargs(
             dtype, attn_implementation, trust_remote_code, base, config_overrides, **extra), trainable=trainable)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        tokenizer = load_tokenizer(path, trust_remote_code)
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         model = maybe_wrap_lora(model, lora, task_type="SEQ_CLS" if score == "head" else "CAUSAL_LM")
@@ -190,7 +202,7 @@ class LLMReranker(PairScorer):
                   query_instruction=query_instruction, passage_instruction=passage_instruction,
                   yes_token=pick(yes_token, "yes_token", "Yes"), no_token=pick(no_token, "no_token", None),
                   cutoff_layers=pick(cutoff_layers, "cutoff_layers", None), prompt_template=template, score=score)
-        llm.new_modules = tuple(sorted({key.rsplit(".", 1)[0] for key in missing}))
+        llm.new_modules = new_modules
         return llm
 
     @classmethod
@@ -214,7 +226,7 @@ class LLMReranker(PairScorer):
         limit = self.query_max_length or self.max_length * 3 // 4
         ids = self.tokenizer([self.query_instruction + q for q in queries], add_special_tokens=False,
                              truncation=True, max_length=limit)["input_ids"]
-        bos = self._bos([])
+        bos = bos_prefix(self.tokenizer)
         return [bos + q for q in ids]
 
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
@@ -232,12 +244,6 @@ class LLMReranker(PairScorer):
             return encoded
         return self.tokenizer.pad(encoded, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
 
-    def _bos(self, first: list) -> list:
-        tok = self.tokenizer
-        if tok.bos_token_id is None or tok.bos_token_id == tok.pad_token_id or first[:1] == [tok.bos_token_id]:
-            return []
-        return [tok.bos_token_id]
-
     def _template_ids(self, queries: Sequence[str], docs: Sequence[str]) -> list:
         """``[bos] pre query mid passage post``: query and passage cut to their own limits."""
         pre, mid, post = (self._ids(part) for part in self._template)
@@ -245,7 +251,7 @@ class LLMReranker(PairScorer):
         q_ids = self.tokenizer(list(queries), add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
         p_ids = self.tokenizer(list(docs), add_special_tokens=False, truncation=True,
                                max_length=self.max_length)["input_ids"]
-        bos = self._bos(pre)
+        bos = bos_prefix(self.tokenizer, pre)
         return [bos + pre + q + mid + p + post for q, p in zip(q_ids, p_ids)]
 
     def _flag_ids(self, queries: Sequence[str], docs: Sequence[str]) -> list:
@@ -269,7 +275,7 @@ class LLMReranker(PairScorer):
 
     # ---- scoring -------------------------------------------------------------------------
     def _causal_lm(self) -> nn.Module:
-        return self.model.get_base_model() if is_peft(self.model) else self.model
+        return unwrap_peft(self.model)
 
     def _head_score(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, H) final-normed hidden states at the scored position -> (N,) scores."""

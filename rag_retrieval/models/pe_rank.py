@@ -23,11 +23,13 @@ from typing import Optional, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from .bi_encoder import BiEncoder
 from .hub import resolve_model_path
-from .weights import is_peft, load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, write_settings
+from .llm_reranker import bos_prefix
+from .weights import (load_auto_model, load_encoder_weights, load_kwargs, load_tokenizer, maybe_wrap_lora,
+                      read_settings, save_encoder, strip_prefix, unwrap_peft, write_settings)
 
 DEFAULT_PROMPT = ("I will give you {n} passages, each as one special token. Rank them by their relevance to the "
                   "search query: {query}\nPassages: {passages}\nSearch query: {query}\nRank the {n} passages above "
@@ -52,6 +54,16 @@ class Projector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def state(self) -> dict:
+        """What ``projector.pt`` holds: the weights and the sizes (in, hidden, out)."""
+        return {**{k: v.detach().cpu() for k, v in self.state_dict().items()}, "dims": torch.tensor(self.dims)}
+
+    @staticmethod
+    def read(folder: str) -> tuple:
+        """``(sizes (in, hidden, out), weights)`` of the ``projector.pt`` in ``folder``."""
+        state = torch.load(os.path.join(folder, PROJECTOR_FILE), map_location="cpu", weights_only=True)
+        return tuple(state.pop("dims").tolist()), state
 
 
 class PERank(nn.Module):
@@ -108,9 +120,7 @@ class PERank(nn.Module):
         path = resolve_model_path(llm_name_or_path)
         llm, _ = load_auto_model(AutoModelForCausalLM, path, lambda base: load_kwargs(
             dtype, attn_implementation, trust_remote_code, base), trainable=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        tokenizer = load_tokenizer(path, trust_remote_code)
         llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
         embedder = BiEncoder.from_pretrained(embedder_name_or_path)
         hidden = llm.get_input_embeddings().embedding_dim
@@ -130,11 +140,10 @@ class PERank(nn.Module):
         llm_path = os.path.join(path, LLM_DIR)
         llm, _ = load_auto_model(AutoModelForCausalLM, llm_path, lambda base: load_kwargs(dtype, path=base),
                                  trainable=trainable)
-        tokenizer = AutoTokenizer.from_pretrained(llm_path)
+        tokenizer = load_tokenizer(llm_path)
         llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
         embedder = BiEncoder.from_pretrained(os.path.join(path, EMBEDDER_DIR))
-        state = torch.load(os.path.join(path, PROJECTOR_FILE), map_location="cpu", weights_only=True)
-        in_dim, hidden_dim, out_dim = state.pop("dims").tolist()  # saved as (in, hidden, out)
+        (in_dim, hidden_dim, out_dim), state = Projector.read(path)
         projector = Projector(in_dim, out_dim, hidden_dim)
         projector.load_state_dict(state)
         keys = ("prompt", "separator", "align_prompt", "query_max_len", "context_max_len", "window_size", "window_step")
@@ -154,12 +163,20 @@ class PERank(nn.Module):
     def _ids(self, text: str) -> list:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _bos(self) -> list:
-        tok = self.tokenizer
-        return [tok.bos_token_id] if tok.bos_token_id is not None and tok.bos_token_id != tok.pad_token_id else []
-
     def _decoder(self) -> nn.Module:
-        return (self.llm.get_base_model() if is_peft(self.llm) else self.llm).base_model
+        return unwrap_peft(self.llm).base_model
+
+    @staticmethod
+    def _pad_right(rows: list) -> tuple:
+        """(T_i, H) rows -> (B, T, H) embeddings and (B, T) attention mask, right-padded: real tokens
+        keep positions 0..T_i-1."""
+        length = max(r.shape[0] for r in rows)
+        embeds = rows[0].new_zeros(len(rows), length, rows[0].shape[1])
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=rows[0].device)
+        for b, r in enumerate(rows):
+            embeds[b, : r.shape[0]] = r
+            mask[b, : r.shape[0]] = 1
+        return embeds, mask
 
     def passage_tokens(self, passages: Sequence[str]) -> torch.Tensor:
         """(n, H) projected passage embeddings: the passages' tokens (the embedder gets no gradient)."""
@@ -174,7 +191,7 @@ class PERank(nn.Module):
         q_text = self.tokenizer.decode(q_ids)
         before, after = self.prompt.split("{passages}", 1)
         fill = {"query": q_text, "n": len(passages)}
-        segments = [("ids", self._bos() + self._ids(before.format(**fill)))]
+        segments = [("ids", bos_prefix(self.tokenizer) + self._ids(before.format(**fill)))]
         sep = self._ids(self.separator)
         for i, text in enumerate(passages):
             if i:
@@ -220,13 +237,7 @@ class PERank(nn.Module):
             rows.append(torch.cat([prompt, emitted]))
             starts.append(prompt.shape[0] - 1)  # step 0 reads the last prompt position
             tokens_of.append(tokens)
-        length = max(r.shape[0] for r in rows)
-        hidden_size = rows[0].shape[1]
-        embeds = rows[0].new_zeros(len(rows), length, hidden_size)
-        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
-        for b, r in enumerate(rows):  # right padding: real tokens keep positions 0..L-1
-            embeds[b, : r.shape[0]] = r
-            mask[b, : r.shape[0]] = 1
+        embeds, mask = self._pad_right(rows)
         hidden = self._decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state
         logits = hidden.new_full((len(rows), n_max, n_max), 0.0)
         valid = torch.zeros(len(rows), n_max, dtype=torch.bool, device=device)
@@ -247,16 +258,13 @@ class PERank(nn.Module):
         for i, text in enumerate(passages):
             target = self._ids(" " + text)[: self.context_max_len] + ([self.tokenizer.eos_token_id]
                                                                      if self.tokenizer.eos_token_id is not None else [])
-            segments = [("ids", self._bos() + self._ids(before)), ("slot", i), ("ids", self._ids(after) + target)]
+            segments = [("ids", bos_prefix(self.tokenizer) + self._ids(before)), ("slot", i),
+                        ("ids", self._ids(after) + target)]
             rows.append(self._embed(segments, tokens))
             targets.append(target)
-        length = max(r.shape[0] for r in rows)
-        embeds = rows[0].new_zeros(len(rows), length, rows[0].shape[1])
-        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
-        labels = torch.full((len(rows), length), -100, dtype=torch.long, device=device)
+        embeds, mask = self._pad_right(rows)
+        labels = torch.full(mask.shape, -100, dtype=torch.long, device=device)
         for b, (r, target) in enumerate(zip(rows, targets)):
-            embeds[b, : r.shape[0]] = r
-            mask[b, : r.shape[0]] = 1
             labels[b, r.shape[0] - len(target) : r.shape[0]] = torch.tensor(target, device=device)
         logits = self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits  # (B, T, V)
         return logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
@@ -348,13 +356,10 @@ class PERank(nn.Module):
         """``llm/`` (transformers checkpoint or LoRA adapter), ``embedder/`` (sentence-transformers
         layout), ``projector.pt`` and ``rag_retrieval.json`` (kind ``pe-rank``, prompt, window)."""
         os.makedirs(output_dir, exist_ok=True)
-        llm_state = None
-        if state_dict is not None:
-            llm_state = {k[len("llm."):]: v for k, v in state_dict.items() if k.startswith("llm.")}
-        self.llm = save_encoder(self.llm, self.tokenizer, os.path.join(output_dir, LLM_DIR), llm_state, merge_lora)
+        self.llm = save_encoder(self.llm, self.tokenizer, os.path.join(output_dir, LLM_DIR),
+                                strip_prefix(state_dict, "llm."), merge_lora)
         self.embedder.save_pretrained(os.path.join(output_dir, EMBEDDER_DIR))
-        projector = {k: v.detach().cpu() for k, v in self.projector.state_dict().items()}
-        torch.save({**projector, "dims": torch.tensor(self.projector.dims)}, os.path.join(output_dir, PROJECTOR_FILE))
+        torch.save(self.projector.state(), os.path.join(output_dir, PROJECTOR_FILE))
         write_settings(output_dir, {"kind": "pe-rank", "prompt": self.prompt, "separator": self.separator,
                                     "align_prompt": self.align_prompt, "query_max_len": self.query_max_len,
                                     "context_max_len": self.context_max_len, "window_size": self.window_size,
@@ -362,9 +367,5 @@ class PERank(nn.Module):
 
     def load_weights(self, checkpoint_dir: str) -> None:
         """Load the projector and LLM weights saved by :meth:`save_pretrained` (resume)."""
-        from .weights import load_encoder_weights
-
         load_encoder_weights(self.llm, os.path.join(checkpoint_dir, LLM_DIR))
-        state = torch.load(os.path.join(checkpoint_dir, PROJECTOR_FILE), map_location="cpu", weights_only=True)
-        state.pop("dims")
-        self.projector.load_state_dict(state)
+        self.projector.load_state_dict(Projector.read(checkpoint_dir)[1])

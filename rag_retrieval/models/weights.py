@@ -36,6 +36,11 @@ def is_peft(module: nn.Module) -> bool:
     return hasattr(module, "peft_config")
 
 
+def unwrap_peft(model: nn.Module) -> nn.Module:
+    """The transformers model under a peft wrapper (the model itself when there is none)."""
+    return model.get_base_model() if is_peft(model) else model
+
+
 def load_kwargs(dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                 trust_remote_code: bool = False, path: Optional[str] = None,
                 config_overrides: Optional[dict] = None, **extra) -> dict:
@@ -85,21 +90,39 @@ def adapter_base(path: str) -> Optional[str]:
     return base
 
 
+def model_source(path: str) -> str:
+    """Where a model's config and weights load from: the base model of a LoRA adapter folder, else
+    ``path`` itself."""
+    from .hub import resolve_model_path
+
+    base = adapter_base(path)
+    return resolve_model_path(base) if base else path
+
+
 def load_auto_model(auto_cls, path: str, kwargs_for, trainable: bool = False) -> tuple:
     """``auto_cls.from_pretrained`` of a checkpoint folder, hub id, or of a LoRA adapter folder:
     its base model with the adapter attached (peft, unmerged; ``trainable``: the adapter keeps
     learning, for training runs that continue from it). ``kwargs_for(base_path)`` gives the
-    loading kwargs. Returns (model, keys the checkpoint did not hold, e.g. a new head)."""
-    from .hub import resolve_model_path
-
-    base = adapter_base(path) if os.path.isdir(path) else None
-    source = resolve_model_path(base) if base else path
+    loading kwargs. Returns (model, names of the modules the checkpoint did not hold, e.g. a new
+    head: what ``train.head_learning_rate`` applies to)."""
+    source = model_source(path)
     model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs_for(source))
-    if base:
+    if source != path:
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(model, path, is_trainable=trainable), []  # the adapter holds the trained head (modules_to_save)
-    return model, info["missing_keys"]
+        # the adapter holds the trained head (modules_to_save): nothing is new
+        return PeftModel.from_pretrained(model, path, is_trainable=trainable), ()
+    return model, tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """The tokenizer of ``path``; one without a pad token (decoder LLMs) pads with eos, else unk."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
 
 
 def maybe_wrap_lora(model: nn.Module, lora: Optional[dict], task_type: str) -> nn.Module:
@@ -164,7 +187,7 @@ def load_encoder_weights(model: nn.Module, checkpoint_dir: str) -> None:
         return
     single = os.path.join(checkpoint_dir, "model.safetensors")
     if os.path.isfile(single):
-        target = model.get_base_model() if is_peft(model) else model
+        target = unwrap_peft(model)
         missing, unexpected = target.load_state_dict(load_file(single), strict=False)
         tied = set(getattr(target, "_tied_weights_keys", None) or [])
         missing = [k for k in missing if k not in tied]
@@ -174,7 +197,7 @@ def load_encoder_weights(model: nn.Module, checkpoint_dir: str) -> None:
     if os.path.isfile(os.path.join(checkpoint_dir, "model.safetensors.index.json")):
         from transformers.trainer_utils import load_sharded_checkpoint
 
-        load_sharded_checkpoint(model.get_base_model() if is_peft(model) else model, checkpoint_dir, strict=True)
+        load_sharded_checkpoint(unwrap_peft(model), checkpoint_dir, strict=True)
         return
     raise FileNotFoundError(f"no model weights ({ADAPTER_FILE} or model.safetensors) in {checkpoint_dir}")
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from transformers import TrainingArguments
-TRAINER_STATE = "trainer_state.json"
+from transformers.trainer import TRAINER_STATE_NAME as TRAINER_STATE
+from transformers.trainer_utils import sort_checkpoints
 
 NONFINITE_LOSS = ("stop", "skip")
 
@@ -48,14 +49,8 @@ def last_complete_checkpoint(output_dir: str) -> Optional[str]:
     ``trainer_state.json`` last, so a run killed while saving leaves a folder without it (or with a
     truncated one), which is skipped with a warning. None when there is none."""
     import logging
-    import re
 
-    steps = []
-    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
-        match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match and os.path.isdir(os.path.join(output_dir, name)):
-            steps.append((int(match.group(1)), os.path.join(output_dir, name)))
-    for _, folder in sorted(steps, reverse=True):
+    for folder in reversed(sort_checkpoints(output_dir) if os.path.isdir(output_dir) else []):  # newest first
         if checkpoint_is_complete(folder):
             return folder
         logging.getLogger(__name__).warning("skipping %s: incomplete (the run stopped while writing it)", folder)

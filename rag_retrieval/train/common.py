@@ -54,13 +54,11 @@ def check_lengths(cfg) -> None:
 
     from ..config import ConfigError
     from ..models.hub import resolve_model_path
-    from ..models.weights import adapter_base
+    from ..models.weights import model_source
 
     name = cfg.model.model_name_or_path
-    path = resolve_model_path(name)
-    base = adapter_base(path) if os.path.isdir(path) else None
     try:
-        config = AutoConfig.from_pretrained(resolve_model_path(base) if base else path,
+        config = AutoConfig.from_pretrained(model_source(resolve_model_path(name)),
                                             trust_remote_code=cfg.model.trust_remote_code)
     except (OSError, ValueError):
         return

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from ..config import PE_RANK_LOSSES, ConfigError, load_config
 from ..data import PERankCollator, build_grouped_dataset
@@ -24,14 +25,20 @@ from .common import init_run, load_data, run_main, train_and_report
 from .trainer import RetrievalTrainer
 
 
+def continued_model(cfg) -> Optional[str]:
+    """The PE-Rank folder ``model.model_name_or_path`` names (stage 2 continues stage 1), else None."""
+    path = resolve_model_path(cfg.model.model_name_or_path)
+    return path if os.path.isdir(path) and read_settings(path).get("kind") == "pe-rank" else None
+
+
 def build_model(cfg) -> PERank:
     """Continue from a PE-Rank folder (stage 2 after stage 1), or join an LLM and an embedder."""
     m = cfg.model
     # None keeps a continued model's saved setting (or the class default for a new one)
     settings = {"window_size": m.window_size, "window_step": m.window_step, "context_max_len": m.context_max_len,
                 "query_max_len": cfg.data.query_max_len, "prompt": m.prompt}
-    path = resolve_model_path(m.model_name_or_path)
-    if os.path.isdir(path) and read_settings(path).get("kind") == "pe-rank":
+    path = continued_model(cfg)
+    if path is not None:
         return PERank.from_pretrained(path, lora=m.lora, dtype=m.dtype, trainable=True, **settings)
     return PERank.from_parts(m.model_name_or_path, m.embedder, dtype=m.dtype, attn_implementation=m.attn_implementation,
                              trust_remote_code=m.trust_remote_code, lora=m.lora, projector_hidden=m.projector_hidden,
@@ -39,9 +46,7 @@ def build_model(cfg) -> PERank:
 
 
 def check_pe_rank_setup(cfg, parts: list) -> None:
-    path = resolve_model_path(cfg.model.model_name_or_path)
-    continuing = os.path.isdir(path) and read_settings(path).get("kind") == "pe-rank"
-    if not continuing and not cfg.model.embedder:
+    if continued_model(cfg) is None and not cfg.model.embedder:
         raise ConfigError(f"{cfg.source}: model.embedder is not set: PE-Rank needs the frozen embedder whose passage "
                           f"vectors become the LLM's passage tokens (e.g. minilm, BAAI/bge-base-en-v1.5)")
     if "align" in parts and len(parts) > 1:

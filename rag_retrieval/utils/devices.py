@@ -1,0 +1,37 @@
+"""Device and autocast choices shared by serving, evaluation and the data tools."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+AUTOCAST_DTYPES = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+                   "fp16": torch.float16, "float16": torch.float16}
+
+
+def pick_device(device: Optional[str]) -> torch.device:
+    """``device``, else the GPU when there is one, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def autocast_dtype(dtype: Optional[str], device: torch.device):
+    """The autocast dtype for ``dtype`` on ``device`` (None: fp32, no autocast).
+
+    None is bf16 on a GPU and fp32 on CPU; ``auto`` is bf16 where it is fast (a bf16 GPU, or a CPU
+    with bf16 matrix units), else fp32.
+
+    >>> autocast_dtype("bf16", torch.device("cpu"))
+    torch.bfloat16
+    >>> autocast_dtype(None, torch.device("cpu")) is None
+    True
+    """
+    if dtype == "auto":
+        from ..config import bf16_supported
+
+        dtype = "bf16" if bf16_supported(use_cpu=device.type == "cpu") else None
+    if dtype not in AUTOCAST_DTYPES:
+        raise ValueError(f"dtype='{dtype}' is not valid; choose one of: auto, fp32, bf16, fp16")
+    if dtype is None and device.type == "cuda":
+        return torch.bfloat16
+    return AUTOCAST_DTYPES[dtype]
