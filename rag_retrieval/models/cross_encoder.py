@@ -9,6 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
+from .packed import packed_logits
 from .pair_scorer import PairScorer
 from .weights import load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
 
@@ -98,8 +99,14 @@ class CrossEncoder(PairScorer):
         """Scores of (query, document) pairs, in input order; sigmoid when ``normalize``.
 
         Pairs are tokenised once, sorted by token count and padded per batch (little padding).
+        BERT, RoBERTa and XLM-R classifiers are scored by :func:`~.packed.packed_logits` (no work on
+        pad tokens, the last layer for ``[CLS]`` only; same scores), other models by their forward.
         """
-        return self.score_pairs(pairs, batch_size, normalize, lambda **f: self(**f)["scores"])
+        def score(**features):
+            logits = packed_logits(self.model, **features)
+            return self(**features)["scores"] if logits is None else logits
+
+        return self.score_pairs(pairs, batch_size, normalize, score)
 
     # ---- saving --------------------------------------------------------------------------
     def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
