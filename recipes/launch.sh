@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
 # Shared launcher of the recipes: bash recipes/launch.sh <kind> <default config> [key=value ...]
-# NPROC (processes per node), NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT go to torchrun; CONFIG
-# replaces the default config; PYTHON picks the interpreter (default .venv/bin/python).
+#   LAUNCHER     torchrun (default) | accelerate | deepspeed
+#   NPROC        processes per node (default 1); NNODES (default 1), NODE_RANK (default 0),
+#   MASTER_ADDR (default 127.0.0.1), MASTER_PORT (default 29500): passed to the launcher
+#   ACCELERATE_CONFIG  accelerate only: configs/accelerate/{ddp,fsdp,deepspeed_zero2,deepspeed_zero3}.yaml
+#                      (default ddp.yaml)
+#   DS_CONFIG    deepspeed only: configs/deepspeed/zero{0,1,2,3}.json (default zero2.json), given to the
+#                Trainer as train.deepspeed; HOSTFILE: deepspeed's hostfile for several nodes
+#   CONFIG       replaces the default config; PYTHON picks the interpreter (default .venv/bin/python)
+# With torchrun, one process on one node runs plain python (no DDP wrapper for a world of 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=$1 default_config=$2
 shift 2
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 PY=${PYTHON:-.venv/bin/python}
-if [ "${NPROC:-1}" = 1 ] && [ "${NNODES:-1}" = 1 ]; then
-  # one process: no DDP wrapper (torchrun would make the Trainer wrap the model for a world of 1)
-  exec "$PY" -m "rag_retrieval.train.$kind" --config "${CONFIG:-$default_config}" "$@"
-fi
-exec "$PY" -m torch.distributed.run --nproc_per_node "${NPROC:-1}" --nnodes "${NNODES:-1}" \
-  --node_rank "${NODE_RANK:-0}" --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}" \
-  -m "rag_retrieval.train.$kind" --config "${CONFIG:-$default_config}" "$@"
+NPROC=${NPROC:-1} NNODES=${NNODES:-1} NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1} MASTER_PORT=${MASTER_PORT:-29500}
+entry=(-m "rag_retrieval.train.$kind" --config "${CONFIG:-$default_config}")
+case "${LAUNCHER:-torchrun}" in
+  torchrun)
+    if [ "$NPROC" = 1 ] && [ "$NNODES" = 1 ]; then
+      exec "$PY" "${entry[@]}" "$@"
+    fi
+    exec "$PY" -m torch.distributed.run --nproc_per_node "$NPROC" --nnodes "$NNODES" --node_rank "$NODE_RANK" \
+      --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" "${entry[@]}" "$@" ;;
+  accelerate)
+    exec "$PY" -m accelerate.commands.launch --config_file "${ACCELERATE_CONFIG:-configs/accelerate/ddp.yaml}" \
+      --num_processes $((NPROC * NNODES)) --num_machines "$NNODES" --machine_rank "$NODE_RANK" \
+      --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT" "${entry[@]}" "$@" ;;
+  deepspeed)
+    hosts=()
+    if [ -n "${HOSTFILE:-}" ]; then hosts=(--hostfile "$HOSTFILE"); fi
+    exec "$PY" -m deepspeed.launcher.runner "${hosts[@]}" --num_gpus "$NPROC" --num_nodes "$NNODES" \
+      --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" --no_local_rank --module "${entry[@]:1}" "$@" \
+      "train.deepspeed=${DS_CONFIG:-configs/deepspeed/zero2.json}" ;;
+  *)
+    echo "error: LAUNCHER='$LAUNCHER' is not valid; choose one of: torchrun, accelerate, deepspeed" >&2
+    exit 2 ;;
+esac

@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from .hub import resolve_model_path
 from .pooling import POOLING_MODES, pool, truncate_and_normalize
-from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix
+from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, no_split_modules, save_encoder, strip_prefix
 
 ST_POOLING_KEYS = {
     "cls": "pooling_mode_cls_token",
@@ -71,6 +71,11 @@ class DualEncoder(nn.Module):
     def config(self):
         """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
         return self.encoder.config
+
+    @property
+    def _no_split_modules(self) -> list:
+        """Layer classes for FSDP's transformer auto-wrap (accelerate reads this on the wrapped model)."""
+        return no_split_modules(self.encoder)
 
     def forward(self, query: Optional[dict] = None, passage: Optional[dict] = None) -> dict:
         """Returns ``{"q_reps": embed(query), "p_reps": embed(passage)}`` for the inputs given

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .weights import load_encoder_weights
+from .weights import load_encoder_weights, no_split_modules
 
 
 class PairScorer(nn.Module):
@@ -21,6 +21,11 @@ class PairScorer(nn.Module):
     def config(self):
         """The transformer's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
         return self.model.config
+
+    @property
+    def _no_split_modules(self) -> list:
+        """Layer classes for FSDP's transformer auto-wrap (accelerate reads this on the wrapped model)."""
+        return no_split_modules(self.model)
 
     def score_pairs(self, pairs: Sequence, batch_size: int, normalize: bool,
                     score_fn: Callable[..., torch.Tensor]) -> list:

@@ -29,7 +29,7 @@ from .bi_encoder import BiEncoder
 from .hub import resolve_model_path
 from .llm_reranker import bos_prefix
 from .weights import (load_auto_model, load_encoder_weights, load_kwargs, load_tokenizer, maybe_wrap_lora,
-                      read_settings, save_encoder, strip_prefix, unwrap_peft, write_settings)
+                      no_split_modules, read_settings, save_encoder, strip_prefix, unwrap_peft, write_settings)
 
 DEFAULT_PROMPT = ("I will give you {n} passages, each as one special token. Rank them by their relevance to the "
                   "search query: {query}\nPassages: {passages}\nSearch query: {query}\nRank the {n} passages above "
@@ -158,6 +158,11 @@ class PERank(nn.Module):
     def config(self):
         """The LLM's config (the Trainer and DeepSpeed read hidden_size etc. from it)."""
         return self.llm.config
+
+    @property
+    def _no_split_modules(self) -> list:
+        """Layer classes for FSDP's transformer auto-wrap: the LLM's and the (frozen) embedder's."""
+        return no_split_modules(self.llm, self.embedder.encoder)
 
     # ---- inputs --------------------------------------------------------------------------
     def _ids(self, text: str) -> list:

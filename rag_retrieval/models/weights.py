@@ -41,6 +41,15 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
     return model.get_base_model() if is_peft(model) else model
 
 
+def no_split_modules(*models: nn.Module) -> list:
+    """The layer class names FSDP auto-wrap must keep whole (``_no_split_modules``) of the transformers
+    models inside one of ours, so ``accelerate``'s transformer-based auto-wrap finds them on our wrapper."""
+    names = []
+    for model in models:
+        names += [n for n in getattr(unwrap_peft(model), "_no_split_modules", None) or [] if n not in names]
+    return names
+
+
 def load_kwargs(dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                 trust_remote_code: bool = False, path: Optional[str] = None,
                 config_overrides: Optional[dict] = None, **extra) -> dict:

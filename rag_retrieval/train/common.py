@@ -8,6 +8,8 @@ import os
 from ..eval.evaluators import dump_metrics, format_table
 from ..utils.dist import finish
 
+logger = logging.getLogger(__name__)
+
 
 def init_run(cfg) -> None:
     """Logging, seeding, run-safety checks and the resolved config in output_dir."""
@@ -91,6 +93,7 @@ def train_and_report(cfg, trainer, model, evaluator, resume) -> dict:
     results: dict = {}
     if cfg.eval.before_training and resume is None:
         evaluate_model(evaluator, model, "before", results)
+    logger.info("training on %s", trainer.parallelism())
     trainer.train(resume_from_checkpoint=resume)
     if cfg.model.use_lora and cfg.model.merge_lora:
         if cfg.train.should_save:

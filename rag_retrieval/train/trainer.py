@@ -149,6 +149,17 @@ class RetrievalTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         return EpochSampler(train_dataset if train_dataset is not None else self.train_dataset)
 
+    def parallelism(self) -> str:
+        """How this run is spread, for the log: processes and DDP / FSDP (wrapped layer classes) / ZeRO stage."""
+        n = self.args.world_size
+        if self.is_deepspeed_enabled:
+            stage = self.accelerator.state.deepspeed_plugin.zero_stage
+            return f"{n} process(es), DeepSpeed ZeRO-{stage}"
+        if self.is_fsdp_enabled:
+            layers = ", ".join(getattr(self.model, "_no_split_modules", None) or []) or "none"
+            return f"{n} process(es), FSDP (auto-wrap candidates: {layers})"
+        return f"{n} process(es), DDP" if n > 1 else "1 process"
+
     # ---- saving and loading ----------------------------------------------------------------
     def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir

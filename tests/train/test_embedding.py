@@ -1,15 +1,11 @@
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from rag_retrieval.train.embedding import main
-from tests.conftest import ROOT, tiny_args, torchrun
+from tests.conftest import tiny_args, torchrun
 
 
 def weights(path):
@@ -71,34 +67,6 @@ def test_batch_4_equals_batch_2_with_accumulation_2(tmp_path):
     main(tiny_args(tmp_path / "b", *common, "train.per_device_train_batch_size=2", "train.gradient_accumulation_steps=2",
                    "data.dataloader_seed=7"))
     assert same_weights(tmp_path / "a", tmp_path / "b", atol=1e-5)
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    common = ["eval.rerank_path=null", "train.max_steps=24", "train.save_strategy=steps", "train.save_steps=4",
-              "train.per_device_train_batch_size=2", "train.num_train_epochs=3"]
-    main(tiny_args(tmp_path / "full", *common))
-
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    cmd = [sys.executable, "-m", "rag_retrieval.train.embedding", *tiny_args(tmp_path / "killed", *common)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "killed" / "checkpoint-8" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists()
-    main(tiny_args(tmp_path / "killed", *common, f"train.resume_from_checkpoint={ckpt.parent}"))
-    assert same_weights(tmp_path / "full", tmp_path / "killed")
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
-    out = torchrun("rag_retrieval.train.embedding", tiny_args(tmp_path, "train.per_device_train_batch_size=2"),
-                   port_base=29600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert (tmp_path / "model.safetensors").exists() and "| after |" in out.stdout
 
 
 @pytest.mark.slow

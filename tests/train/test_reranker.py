@@ -60,26 +60,6 @@ def test_saved_reranker_scores_equal_in_sentence_transformers_and_flagembedding(
         reloaded.compute_score(PAIRS, normalize=True), abs=1e-5)
 
 
-@pytest.mark.slow
-def test_resume_gives_the_same_weights(tmp_path):
-    common = ["eval.rerank_path=null", "train.max_steps=12", "train.save_strategy=steps", "train.save_steps=4",
-              "train.per_device_train_batch_size=2", "train.num_train_epochs=2"]
-    main(tiny_args(tmp_path / "full", *common, config=CFG))
-    main(tiny_args(tmp_path / "part", *common, "train.max_steps=12", config=CFG))
-    # restart from the middle checkpoint of an identical run, as after a crash
-    main(tiny_args(tmp_path / "part", *common, "train.resume_from_checkpoint=" + str(tmp_path / "part" / "checkpoint-4"),
-                   config=CFG))
-    assert same_weights(tmp_path / "full", tmp_path / "part")
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
-    out = torchrun("rag_retrieval.train.reranker", tiny_args(tmp_path, "train.per_device_train_batch_size=2", config=CFG),
-                   port_base=29700)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert (tmp_path / "model.safetensors").exists() and "| after |" in out.stdout
-
-
 def test_length_buckets_give_the_same_scores_loss_and_gradients():
     from rag_retrieval.data import PairCollator
     from rag_retrieval.losses import build_ranking_loss

@@ -1,0 +1,114 @@
+"""FSDP: the shipped accelerate config's transformer-based auto-wrap finds the layer class of every
+kind's model (our wrappers expose the transformers model's ``_no_split_modules``), and a model
+sharded that way over 2 gloo processes gets the gradients of one process holding the global batch.
+
+accelerate 1.15 turns FSDP on only for GPU-type distributed states (a CPU launch silently runs
+DDP), so the Trainer's FSDP path itself needs GPUs; here FSDP2 ``fully_shard`` is applied by hand
+with accelerate's own wrap policy.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import ROOT
+
+QUERIES = ["web browser", "image tool", "text editor", "c compiler"]
+DOCS = [["Firefox is a web browser.", "GCC compiles C.", "Vim edits text.", "Resize images."]] * 4
+GROUP = len(DOCS[0])
+
+
+def kind_models():
+    from rag_retrieval.models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
+    from rag_retrieval.models.pe_rank import PERank
+
+    return {"embedding": lambda: BiEncoder.from_pretrained("tiny-bert"),
+            "colbert": lambda: ColBERT.from_pretrained("tiny-bert", dim=8),
+            "reranker": lambda: CrossEncoder.from_pretrained("tiny-bert"),
+            "llm_reranker": lambda: LLMReranker.from_pretrained("tiny-qwen2"),
+            "llm_reranker_lora": lambda: LLMReranker.from_pretrained("tiny-qwen2", lora={"r": 4}),
+            "pe_rank": lambda: PERank.from_parts("tiny-qwen2", "tiny-bert")}
+
+
+def wrap_policy(model):
+    """accelerate's FSDP2 auto-wrap policy for ``model`` from configs/accelerate/fsdp.yaml."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+
+    fsdp = load_config_from_file(os.path.join(ROOT, "configs/accelerate/fsdp.yaml")).fsdp_config
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=fsdp["fsdp_version"],
+                                            auto_wrap_policy=fsdp["fsdp_auto_wrap_policy"].lower())
+    return fsdp2_prepare_auto_wrap_policy(plugin, model)
+
+
+@pytest.mark.parametrize("kind", list(kind_models()))
+def test_shipped_fsdp_config_wraps_each_kinds_layer_class(kind):
+    model = kind_models()[kind]()
+    policy = wrap_policy(model)
+    wrapped = [m for m in model.modules() if policy(m)]
+    layer = "Qwen2DecoderLayer" if kind.startswith("llm") else "BertLayer"
+    assert layer in model._no_split_modules
+    assert sum(type(m).__name__ == layer for m in wrapped) == 2  # both layers of the tiny model
+    if kind == "pe_rank":
+        assert {"Qwen2DecoderLayer", "BertLayer"} <= {type(m).__name__ for m in wrapped}
+
+
+def listwise_loss(model, queries, docs):
+    pairs = [(q, d) for q, group in zip(queries, docs) for d in group]
+    features = model.tokenize([q for q, _ in pairs], [d for _, d in pairs])
+    scores = model(**features)["scores"].view(len(queries), GROUP)
+    return F.cross_entropy(scores, torch.zeros(len(queries), dtype=torch.long))  # mean over the queries
+
+
+def build(kind):
+    torch.manual_seed(0)
+    return kind_models()[kind]()
+
+
+def sharded_gradients(kind: str, out: str) -> None:
+    """Worker (under torchrun): shard with the shipped policy, each rank takes half the queries."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    mesh = init_device_mesh("cpu", (world,))
+    model = build(kind)
+    policy = wrap_policy(model)
+    for module in [m for m in model.modules() if policy(m)]:
+        fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    share = len(QUERIES) // world
+    listwise_loss(model, QUERIES[rank * share:(rank + 1) * share], DOCS[rank * share:(rank + 1) * share]).backward()
+    grads = {n: p.grad.full_tensor() for n, p in model.named_parameters() if p.grad is not None}
+    if rank == 0:
+        torch.save(grads, out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["reranker", "llm_reranker"])
+def test_fsdp2_sharded_gradients_equal_one_process(kind, tmp_path):
+    out = tmp_path / "grads.pt"
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", "2", "--master_port",
+           str(24000 + os.getpid() % 1000 + (kind == "llm_reranker")), "-m", "tests.train.test_fsdp", kind, str(out)]
+    run = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    sharded = torch.load(out, weights_only=True)
+    model = build(kind)
+    listwise_loss(model, QUERIES, DOCS).backward()
+    expected = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert sharded.keys() == expected.keys()
+    for name, grad in expected.items():
+        torch.testing.assert_close(sharded[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+if __name__ == "__main__":
+    sharded_gradients(sys.argv[1], sys.argv[2])
