@@ -100,8 +100,10 @@ def check_output_dir(args: RetrievalTrainingArguments) -> None:
         FileExistsError: output_dir holds a finished model and neither
             ``train.overwrite_output_dir`` nor ``train.resume_from_checkpoint`` is set.
     """
-    finished = os.path.isfile(os.path.join(args.output_dir, "model.safetensors")) or os.path.isfile(
-        os.path.join(args.output_dir, "adapter_model.safetensors"))
+    from ..models.weights import SETTINGS_FILE
+
+    finished = any(os.path.isfile(os.path.join(args.output_dir, name))  # PE-Rank keeps its weights in sub-folders
+                   for name in ("model.safetensors", "adapter_model.safetensors", SETTINGS_FILE))
     if finished and not args.overwrite_output_dir and not args.resume_from_checkpoint:
         raise FileExistsError(
             f"{args.output_dir} already holds a trained model; set train.overwrite_output_dir=true to replace it, "

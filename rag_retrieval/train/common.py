@@ -20,6 +20,11 @@ def init_run(cfg) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
                         if cfg.train.process_index == 0 else logging.WARNING)
     check_output_dir(cfg.train)
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and cfg.train.deepspeed:
+        from ..config import ConfigError
+
+        raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} under an accelerate FSDP launch: "
+                          "choose one (train.deepspeed=null for FSDP)")
     if cfg.train.deepspeed and cfg.train.world_size > 1:
         # ZeRO-3 partitions weights while from_pretrained loads them (zero.Init): DeepSpeed's own
         # communicator must know the world by then, or it sizes the batch for one process

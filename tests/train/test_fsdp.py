@@ -58,6 +58,16 @@ def test_shipped_fsdp_config_wraps_each_kinds_layer_class(kind):
         assert {"Qwen2DecoderLayer", "BertLayer"} <= {type(m).__name__ for m in wrapped}
 
 
+def test_deepspeed_config_under_an_fsdp_launch_fails_before_loading(tmp_path, monkeypatch):
+    from rag_retrieval.config import ConfigError
+    from rag_retrieval.train.reranker import main
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="train.deepspeed=configs/deepspeed/zero2.json under an accelerate FSDP"):
+        main(["--config", "configs/tests/reranker_tiny.yaml", f"train.output_dir={tmp_path}",
+              "train.deepspeed=configs/deepspeed/zero2.json"])
+
+
 def listwise_loss(model, queries, docs):
     pairs = [(q, d) for q, group in zip(queries, docs) for d in group]
     features = model.tokenize([q for q, _ in pairs], [d for _, d in pairs])

@@ -88,6 +88,8 @@ def test_sigkill_then_resume_last_equals_an_uninterrupted_run(kind, tmp_path):
     common = [*NO_EVAL, "train.max_steps=16", "train.save_strategy=steps", "train.save_steps=2",
               "train.num_train_epochs=4", f"train.per_device_train_batch_size={batch // 2}"]
     run(kind, tmp_path / "full", *common)
+    with pytest.raises(FileExistsError, match="already holds a trained model"):  # before any model loads
+        run(kind, tmp_path / "full", *common)
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", module, *args(kind, killed, *common)]
