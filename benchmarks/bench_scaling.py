@@ -5,7 +5,8 @@ Each run is a real recipe launch (``recipes/launch.sh``, torchrun) of a kind's s
 fixed number of steps at the same global batch (per-device batch = global / processes), without
 evaluation or checkpoints. The Trainer's own clock (``train_runtime``, the training loop only,
 not model loading) gives samples/s; its memory tracker (``skip_memory_metrics=false``) gives the
-peak memory. Prints a table with the scaling ratio against one process.
+memory from the Trainer's start to the training peak (on a GPU that includes the model, moved
+there by the Trainer; on CPU the model loaded before is not counted). Prints a table with the scaling ratio against one process.
 
 CPU (default): the CPU configs (MiniLM), the machine's cores split between the processes
 (OMP_NUM_THREADS = cores / processes), so the ratio shows what data parallelism buys on one box:
@@ -102,7 +103,8 @@ def main() -> None:
     else:
         machine = f"CPU, {os.cpu_count()} cores, fp32/bf16 per config"
     print(f"\nTraining throughput, {args.steps} steps, global batch {args.batch} queries, {machine}\n")
-    print("| kind | processes | threads each | s/step | samples/s | scaling vs 1st | peak memory MB (per process) |")
+    mem = "peak GPU memory MB per process" if args.gpu else "memory added by training MB per process"
+    print(f"| kind | processes | threads each | s/step | samples/s | scaling vs 1st | {mem} |")
     print("|---|---|---|---|---|---|---|")
     for kind, procs, r, ratio in rows:
         print(f"| {kind} | {procs} | {r['threads']} | {r['step_s']:.2f} | {r['samples_s']:.1f} | {ratio:.2f}x | "

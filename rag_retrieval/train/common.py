@@ -6,7 +6,7 @@ import logging
 import os
 
 from ..eval.evaluators import dump_metrics, format_table
-from ..utils.dist import finish
+from ..utils.dist import finish, root_unsharded
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +20,7 @@ def init_run(cfg) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
                         if cfg.train.process_index == 0 else logging.WARNING)
     check_output_dir(cfg.train)
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and cfg.train.deepspeed:
-        from ..config import ConfigError
-
-        raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} under an accelerate FSDP launch: "
-                          "choose one (train.deepspeed=null for FSDP)")
+    check_launcher(cfg)
     if cfg.train.deepspeed and cfg.train.world_size > 1:
         # ZeRO-3 partitions weights while from_pretrained loads them (zero.Init): DeepSpeed's own
         # communicator must know the world by then, or it sizes the batch for one process
@@ -34,6 +30,22 @@ def init_run(cfg) -> None:
     set_seed(cfg.train.seed)
     if cfg.train.process_index == 0:
         cfg.save()
+
+
+def check_launcher(cfg) -> None:
+    """An accelerate launch that already chose FSDP or a DeepSpeed config must not meet
+    ``train.deepspeed`` too (the Trainer would silently prefer the latter, or fail late)."""
+    from ..config import ConfigError
+
+    if not cfg.train.deepspeed:
+        return
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} under an accelerate FSDP launch: "
+                          "choose one (train.deepspeed=null for FSDP)")
+    launched = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if launched and os.path.abspath(launched) != os.path.abspath(cfg.train.deepspeed):
+        raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} but the accelerate config launched "
+                          f"DeepSpeed with {launched}: choose one (train.deepspeed=null to use the accelerate one)")
 
 
 def check_ranking_setup(cfg, listwise_losses) -> None:
@@ -127,7 +139,8 @@ def run_main(main) -> None:
 def evaluate_model(evaluator, model, label: str, results: dict) -> None:
     """Evaluate ``model`` into ``results[label]`` (every process runs it: ZeRO-3 needs all ranks)."""
     if evaluator is not None:
-        results[label] = evaluator(model)
+        with root_unsharded(model):
+            results[label] = evaluator(model)
 
 
 def report(results: dict, cfg) -> None:

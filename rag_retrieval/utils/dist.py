@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -36,6 +37,23 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
             pad = [0, 0] * (tensor.dim() - 2) + [0, int(longest.item()) - tensor.shape[1]]
             tensor = torch.nn.functional.pad(tensor, pad)
     return torch.cat(all_gather(tensor.contiguous()), dim=0)  # (world*N, ...)
+
+
+@contextlib.contextmanager
+def root_unsharded(model: torch.nn.Module):
+    """Gather the weights an FSDP2 root keeps sharded outside its wrapped layers (a pooler, a
+    projection, a head) for code that calls submodules directly, like encoding for evaluation;
+    a no-op for any other model. The wrapped layers gather their own weights in their forwards."""
+    from torch.distributed.fsdp import FSDPModule
+
+    if not isinstance(model, FSDPModule):
+        yield model
+        return
+    model.unshard()
+    try:
+        yield model
+    finally:
+        model.reshard()
 
 
 def finish(exit_process: bool = False) -> None:

@@ -1,6 +1,7 @@
 """FSDP: the shipped accelerate config's transformer-based auto-wrap finds the layer class of every
 kind's model (our wrappers expose the transformers model's ``_no_split_modules``), and a model
-sharded that way over 2 gloo processes gets the gradients of one process holding the global batch.
+sharded that way over 2 gloo processes gets the gradients of one process holding the global batch
+and evaluates (under ``root_unsharded``, as training does) to the unsharded model's outputs.
 
 accelerate 1.15 turns FSDP on only for GPU-type distributed states (a CPU launch silently runs
 DDP), so the Trainer's FSDP path itself needs GPUs; here FSDP2 ``fully_shard`` is applied by hand
@@ -58,21 +59,39 @@ def test_shipped_fsdp_config_wraps_each_kinds_layer_class(kind):
         assert {"Qwen2DecoderLayer", "BertLayer"} <= {type(m).__name__ for m in wrapped}
 
 
-def test_deepspeed_config_under_an_fsdp_launch_fails_before_loading(tmp_path, monkeypatch):
+def test_train_deepspeed_under_an_accelerate_fsdp_or_deepspeed_launch_fails_before_loading(tmp_path, monkeypatch):
     from rag_retrieval.config import ConfigError
     from rag_retrieval.train.reranker import main
 
+    args = ["--config", "configs/tests/reranker_tiny.yaml", f"train.output_dir={tmp_path}",
+            "train.deepspeed=configs/deepspeed/zero2.json"]
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(ConfigError, match="train.deepspeed=configs/deepspeed/zero2.json under an accelerate FSDP"):
-        main(["--config", "configs/tests/reranker_tiny.yaml", f"train.output_dir={tmp_path}",
-              "train.deepspeed=configs/deepspeed/zero2.json"])
+        main(args)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", "configs/deepspeed/zero3.json")
+    with pytest.raises(ConfigError, match="launched DeepSpeed with configs/deepspeed/zero3.json"):
+        main(args)
 
 
-def listwise_loss(model, queries, docs):
-    pairs = [(q, d) for q, group in zip(queries, docs) for d in group]
-    features = model.tokenize([q for q, _ in pairs], [d for _, d in pairs])
-    scores = model(**features)["scores"].view(len(queries), GROUP)
-    return F.cross_entropy(scores, torch.zeros(len(queries), dtype=torch.long))  # mean over the queries
+def listwise_loss(kind, model, queries, docs):
+    """Listwise CE over each query's group, the mean over the queries given."""
+    flat = [d for group in docs for d in group]
+    if kind == "embedding":
+        q = model(query=model.tokenize(queries, 16))["q_reps"]
+        p = model(passage=model.tokenize(flat, 16))["p_reps"].view(len(queries), GROUP, -1)
+        scores = torch.einsum("qd,qgd->qg", q, p)
+    else:
+        features = model.tokenize([q for q in queries for _ in range(GROUP)], flat)
+        scores = model(**features)["scores"].view(len(queries), GROUP)
+    return F.cross_entropy(scores, torch.zeros(len(queries), dtype=torch.long))
+
+
+def inference(kind, model):
+    """What evaluation computes: embeddings, or scores (the packed forward falls back when sharded)."""
+    if kind == "embedding":
+        return model.encode_queries(QUERIES)
+    return torch.tensor(model.compute_score([(q, d) for q in QUERIES for d in DOCS[0]]))
 
 
 def build(kind):
@@ -80,11 +99,14 @@ def build(kind):
     return kind_models()[kind]()
 
 
-def sharded_gradients(kind: str, out: str) -> None:
-    """Worker (under torchrun): shard with the shipped policy, each rank takes half the queries."""
+def sharded_run(kind: str, out: str) -> None:
+    """Worker (under torchrun): shard with the shipped policy, each rank takes half the queries;
+    then evaluate as training does (root_unsharded)."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
+
+    from rag_retrieval.utils.dist import root_unsharded
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -95,30 +117,35 @@ def sharded_gradients(kind: str, out: str) -> None:
         fully_shard(module, mesh=mesh)
     fully_shard(model, mesh=mesh)
     share = len(QUERIES) // world
-    listwise_loss(model, QUERIES[rank * share:(rank + 1) * share], DOCS[rank * share:(rank + 1) * share]).backward()
+    listwise_loss(kind, model, QUERIES[rank * share:(rank + 1) * share],
+                  DOCS[rank * share:(rank + 1) * share]).backward()
     grads = {n: p.grad.full_tensor() for n, p in model.named_parameters() if p.grad is not None}
+    with root_unsharded(model):
+        outputs = inference(kind, model.eval())
     if rank == 0:
-        torch.save(grads, out)
+        torch.save({"grads": grads, "inference": outputs}, out)
     dist.destroy_process_group()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["reranker", "llm_reranker"])
-def test_fsdp2_sharded_gradients_equal_one_process(kind, tmp_path):
-    out = tmp_path / "grads.pt"
+@pytest.mark.parametrize("kind", ["embedding", "reranker", "llm_reranker"])
+def test_fsdp2_sharded_gradients_and_evaluation_equal_one_process(kind, tmp_path):
+    out = tmp_path / "sharded.pt"
     cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", "2", "--master_port",
-           str(24000 + os.getpid() % 1000 + (kind == "llm_reranker")), "-m", "tests.train.test_fsdp", kind, str(out)]
+           str(24000 + 10 * (os.getpid() % 100) + ["embedding", "reranker", "llm_reranker"].index(kind)),
+           "-m", "tests.train.test_fsdp", kind, str(out)]
     run = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     sharded = torch.load(out, weights_only=True)
     model = build(kind)
-    listwise_loss(model, QUERIES, DOCS).backward()
+    listwise_loss(kind, model, QUERIES, DOCS).backward()
     expected = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert sharded.keys() == expected.keys()
+    assert expected and sharded["grads"].keys() == expected.keys()
     for name, grad in expected.items():
-        torch.testing.assert_close(sharded[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+        torch.testing.assert_close(sharded["grads"][name], grad, atol=1e-6, rtol=1e-4, msg=name)
+    torch.testing.assert_close(sharded["inference"], inference(kind, model.eval()), atol=1e-5, rtol=1e-4)
 
 
 if __name__ == "__main__":
-    sharded_gradients(sys.argv[1], sys.argv[2])
+    sharded_run(sys.argv[1], sys.argv[2])

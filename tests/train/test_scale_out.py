@@ -102,7 +102,10 @@ def test_sigkill_then_resume_last_equals_an_uninterrupted_run(kind, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert done.exists() and not (killed / "checkpoint-16").exists(), "the run was not killed mid-way"
+    first = killed / "checkpoint-2" / "trainer_state.json"
+    stamp = first.stat().st_mtime_ns
     run(kind, killed, *common, "train.resume_from_checkpoint=last")
+    assert first.stat().st_mtime_ns == stamp  # resumed: a run started over would have rewritten it
     assert_same_weights(tmp_path / "full", killed, atol=1e-6)
 
 
