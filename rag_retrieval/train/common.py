@@ -37,15 +37,33 @@ def check_launcher(cfg) -> None:
     ``train.deepspeed`` too (the Trainer would silently prefer the latter, or fail late)."""
     from ..config import ConfigError
 
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    launched = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if getattr(cfg.model, "use_lora", False) and getattr(cfg.model, "merge_lora", False) and (
+            fsdp or _zero_stage(cfg.train.deepspeed or launched) == 3):
+        raise ConfigError(f"{cfg.source}: model.merge_lora=true with {'FSDP' if fsdp else 'DeepSpeed ZeRO-3'}: the "
+                          "weights are sharded when the run saves; set model.merge_lora=false (the adapter is saved "
+                          "whole) and merge it after with scripts/merge_lora.py")
     if not cfg.train.deepspeed:
         return
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+    if fsdp:
         raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} under an accelerate FSDP launch: "
                           "choose one (train.deepspeed=null for FSDP)")
-    launched = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
     if launched and os.path.abspath(launched) != os.path.abspath(cfg.train.deepspeed):
         raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} but the accelerate config launched "
                           f"DeepSpeed with {launched}: choose one (train.deepspeed=null to use the accelerate one)")
+
+
+def _zero_stage(deepspeed) -> int:
+    """The ZeRO stage of a DeepSpeed config (a JSON path or a dict); 0 when there is none."""
+    if not deepspeed:
+        return 0
+    if isinstance(deepspeed, str):
+        import json
+
+        with open(deepspeed) as f:
+            deepspeed = json.load(f)
+    return int((deepspeed.get("zero_optimization") or {}).get("stage", 0))
 
 
 def check_ranking_setup(cfg, listwise_losses) -> None:

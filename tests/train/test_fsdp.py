@@ -59,7 +59,7 @@ def test_shipped_fsdp_config_wraps_each_kinds_layer_class(kind):
         assert {"Qwen2DecoderLayer", "BertLayer"} <= {type(m).__name__ for m in wrapped}
 
 
-def test_train_deepspeed_under_an_accelerate_fsdp_or_deepspeed_launch_fails_before_loading(tmp_path, monkeypatch):
+def test_launch_conflicts_fail_before_loading(tmp_path, monkeypatch):
     from rag_retrieval.config import ConfigError
     from rag_retrieval.train.reranker import main
 
@@ -72,6 +72,14 @@ def test_train_deepspeed_under_an_accelerate_fsdp_or_deepspeed_launch_fails_befo
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", "configs/deepspeed/zero3.json")
     with pytest.raises(ConfigError, match="launched DeepSpeed with configs/deepspeed/zero3.json"):
         main(args)
+    with pytest.raises(ConfigError, match="model.merge_lora=true with DeepSpeed ZeRO-3"):  # sharded at save time
+        main([*args[:-1], "model.use_lora=true"])
+    monkeypatch.delenv("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    with pytest.raises(ConfigError, match="model.merge_lora=true with DeepSpeed ZeRO-3"):
+        main([*args[:-1], "train.deepspeed=configs/deepspeed/zero3.json", "model.use_lora=true"])
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="model.merge_lora=true with FSDP"):
+        main([*args[:-1], "model.use_lora=true"])
 
 
 def listwise_loss(kind, model, queries, docs):
