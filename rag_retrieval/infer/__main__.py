@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-overlap", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=None)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="cuda, cpu, ...; several: cuda:0,cuda:1 or cuda:all")
     parser.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--normalize", action="store_true", help="sigmoid scores")
     parser.add_argument("--overwrite", action="store_true")

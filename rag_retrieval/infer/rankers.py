@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import os
@@ -13,7 +15,7 @@ from ..models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
 from ..models.colbert import LINEAR_FILE
 from ..models.hub import resolve_model_path
 from ..models.weights import read_settings
-from ..utils.devices import autocast_dtype, pick_device
+from ..utils.devices import autocast_dtype, pick_device, pick_devices
 from .base import BaseRanker, RankedResults
 
 logger = logging.getLogger(__name__)
@@ -33,26 +35,60 @@ def _score_with_retry(score_fn, batch_size: int, device: torch.device, autocast)
             logger.warning("out of memory: retrying with batch_size=%d", batch_size)
 
 
-def _serve(ranker: BaseRanker, model, device: Optional[str], dtype: Optional[str], batch_size: int) -> None:
-    """Put ``model`` on ``device`` for inference and give ``ranker`` what scoring and windows read."""
-    ranker.device = pick_device(device)
+def _serve(ranker: BaseRanker, model, device, dtype: Optional[str], batch_size: int) -> None:
+    """Put ``model`` on ``device`` (one, or several: a replica each) for inference and give
+    ``ranker`` what scoring and windows read."""
+    devices = pick_devices(device)
+    ranker.device = devices[0]
     ranker.autocast = autocast_dtype(dtype, ranker.device)
     ranker.model = model.to(ranker.device).eval()
+    ranker.replicas = [(ranker.model, ranker.device)] + [(copy.deepcopy(ranker.model).to(d).eval(), d)
+                                                         for d in devices[1:]]
     ranker.batch_size = batch_size
     ranker.tokenizer = model.tokenizer
     ranker.max_length = getattr(model, "max_length", None)  # PE-Rank reads no passage text: no windows
 
 
+def _shards(pairs: list, n: int, keep_query_runs: bool) -> list:
+    """``pairs`` cut into at most ``n`` contiguous, near-equal shards (``keep_query_runs``: a run
+    of pairs with the same query stays in one shard)."""
+    cuts, size = [0], -(-len(pairs) // n)
+    while cuts[-1] + size < len(pairs):
+        cut = cuts[-1] + size
+        while keep_query_runs and cut < len(pairs) and pairs[cut][0] == pairs[cut - 1][0]:
+            cut += 1
+        if cut >= len(pairs):
+            break
+        cuts.append(cut)
+    return [pairs[a:b] for a, b in zip(cuts, cuts[1:] + [len(pairs)])]
+
+
 class _ModelRanker(BaseRanker):
     """A ranker serving one of our models: scores are the model's ``compute_score``, under autocast,
-    retried with a smaller batch on out-of-memory."""
+    retried with a smaller batch on out-of-memory; with several devices the pairs are split into
+    one contiguous shard per replica, scored in parallel threads (kernels release the GIL)."""
+
+    keep_query_runs = False  # listwise models rank a query's pairs together
 
     def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
         pairs = [tuple(p) for p in pairs]
         if not pairs:
             return []
-        return _score_with_retry(lambda bs: self.model.compute_score(pairs, batch_size=bs, normalize=normalize),
-                                 batch_size or self.batch_size, self.device, self.autocast)
+        batch_size = batch_size or self.batch_size
+
+        def score(shard, model, device):
+            with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+                return _score_with_retry(lambda bs: model.compute_score(shard, batch_size=bs, normalize=normalize),
+                                         batch_size, device, self.autocast)
+
+        shards = _shards(pairs, len(self.replicas), self.keep_query_runs)
+        if len(shards) == 1:
+            return score(pairs, self.model, self.device)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(shards)) as pool:
+            parts = list(pool.map(lambda job: score(job[0], *job[1]), zip(shards, self.replicas)))
+        return [s for part in parts for s in part]
 
 
 class CrossEncoderRanker(_ModelRanker):
@@ -141,8 +177,11 @@ class PERankRanker(_ModelRanker):
 
     A listwise model has no score per pair: :meth:`rerank` returns the permutation with scores
     ``n - rank``; :meth:`compute_score` ranks the pairs of each query together and gives those
-    scores (so the evaluators and the distillation scripts work unchanged).
+    scores (so the evaluators and the distillation scripts work unchanged). With several devices a
+    query's pairs stay on one.
     """
+
+    keep_query_runs = True
 
     def __init__(self, model_name_or_path: str, device: Optional[str] = None, dtype: Optional[str] = None,
                  batch_size: int = 64, max_length: Optional[int] = None, window_size: Optional[int] = None,
@@ -193,7 +232,8 @@ def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: 
     Args:
         model_name_or_path: a folder, hub id or alias.
         model_type: one of ``MODEL_TYPES``; detected from the model's files when None.
-        device: ``cuda``, ``cpu``, ...; the GPU when there is one.
+        device: ``cuda``, ``cpu``, ...; the GPU when there is one. Several (``["cuda:0", "cuda:1"]``,
+            ``"cuda:0,cuda:1"`` or ``"cuda:all"``): a replica per device, pairs split between them.
         dtype: ``fp32``, ``bf16``, ``fp16`` autocast, or ``auto`` (bf16 where the GPU or CPU runs it
             fast); default bf16 on GPU, fp32 on CPU.
         batch_size / max_length: scoring batch and token limit (the model's when None).

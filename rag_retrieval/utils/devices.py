@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -13,6 +13,28 @@ AUTOCAST_DTYPES = {None: None, "fp32": None, "float32": None, "bf16": torch.bflo
 def pick_device(device: Optional[str]) -> torch.device:
     """``device``, else the GPU when there is one, else the CPU."""
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def pick_devices(device: Union[None, str, Sequence[str]]) -> list:
+    """One device or several: a list (``["cuda:0", "cuda:1"]``), a comma-separated string
+    (``"cuda:0,cuda:1"``), ``"cuda:all"`` (every visible GPU), or one name / None as in
+    :func:`pick_device`. All of one type.
+
+    >>> pick_devices("cpu,cpu")
+    [device(type='cpu'), device(type='cpu')]
+    """
+    if device == "cuda:all":
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda:all' but no GPU is visible")
+        return [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    if isinstance(device, str) and "," in device:
+        device = [d.strip() for d in device.split(",") if d.strip()]
+    if device is None or isinstance(device, str):
+        return [pick_device(device)]
+    devices = [pick_device(d) for d in device]
+    if not devices or len({d.type for d in devices}) > 1:
+        raise ValueError(f"device={device!r}: give one device or several of one type (e.g. cuda:0,cuda:1)")
+    return devices
 
 
 def autocast_dtype(dtype: Optional[str], device: torch.device):

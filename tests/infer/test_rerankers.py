@@ -102,3 +102,21 @@ def test_eval_cli_evaluates_a_cross_encoder(saved_minilm_reranker):
 
     results = eval_main(["--model", saved_minilm_reranker, "--rerank", "data/example/test.jsonl", "--k", "10"])
     assert 0 <= results[saved_minilm_reranker]["rerank_mrr@10"] <= 1
+
+
+def test_several_devices_score_like_one(saved_minilm_reranker):
+    from rag_retrieval.infer.rankers import _shards
+
+    one = Reranker(saved_minilm_reranker, device="cpu", batch_size=4)
+    two = Reranker(saved_minilm_reranker, device="cpu,cpu", batch_size=4)  # a replica per device, threads
+    assert len(two.replicas) == 2 and two.replicas[0][0] is not two.replicas[1][0]
+    pairs = [(f"query {i % 3}", f"document {i} about packages " * (1 + i % 5)) for i in range(23)]
+    assert two.compute_score(pairs) == pytest.approx(one.compute_score(pairs), abs=1e-6)
+    docs = [d for _, d in pairs]
+    assert two.rerank("web browser", docs).ids == one.rerank("web browser", docs).ids
+    with pytest.raises(ValueError, match="several of one type"):
+        Reranker(saved_minilm_reranker, device=["cpu", "meta"])
+    runs = [("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5), ("c", 6)]
+    assert _shards(runs, 2, keep_query_runs=False) == [runs[:3], runs[3:]]
+    assert _shards(runs, 3, keep_query_runs=True) == [runs[:3], runs[3:]]  # a query's run stays whole
+    assert _shards(runs[:3], 2, keep_query_runs=True) == [runs[:3]]
