@@ -41,9 +41,9 @@ def _serve(ranker: BaseRanker, model, device, dtype: Optional[str], batch_size: 
     devices = pick_devices(device)
     ranker.device = devices[0]
     ranker.autocast = autocast_dtype(dtype, ranker.device)
+    copies = [(copy.deepcopy(model).to(d).eval(), d) for d in devices[1:]]  # copied where the model was loaded
     ranker.model = model.to(ranker.device).eval()
-    ranker.replicas = [(ranker.model, ranker.device)] + [(copy.deepcopy(ranker.model).to(d).eval(), d)
-                                                         for d in devices[1:]]
+    ranker.replicas = [(ranker.model, ranker.device)] + copies
     ranker.batch_size = batch_size
     ranker.tokenizer = model.tokenizer
     ranker.max_length = getattr(model, "max_length", None)  # PE-Rank reads no passage text: no windows
