@@ -95,18 +95,20 @@ class CrossEncoder(PairScorer):
         return {"scores": merge_chunks(lambda **f: self.model(**f).logits.view(-1), features)}
 
     # ---- inference -----------------------------------------------------------------------
-    def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
+    def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False,
+                      max_tokens: Optional[int] = None) -> list:
         """Scores of (query, document) pairs, in input order; sigmoid when ``normalize``.
 
         Pairs are tokenised once, sorted by token count and padded per batch (little padding).
         BERT, RoBERTa and XLM-R classifiers are scored by :func:`~.packed.packed_logits` (no work on
         pad tokens, the last layer for ``[CLS]`` only; same scores), other models by their forward.
+        ``max_tokens`` caps the padded tokens of a batch too.
         """
         def score(**features):
             logits = packed_logits(self.model, **features)
             return self(**features)["scores"] if logits is None else logits
 
-        return self.score_pairs(pairs, batch_size, normalize, score)
+        return self.score_pairs(pairs, batch_size, normalize, score, max_tokens)
 
     # ---- saving --------------------------------------------------------------------------
     def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
 from .weights import load_encoder_weights, no_split_modules
+
+
+def _batches(order: list, lengths: list, batch_size: int, max_tokens: Optional[int]) -> list:
+    """Consecutive runs of ``order`` (longest first) of at most ``batch_size`` items and, with
+    ``max_tokens``, at most that many padded tokens (the run's first item is its longest).
+
+    >>> _batches([0, 1, 2, 3], [10, 6, 5, 5], batch_size=3, max_tokens=12)
+    [[0], [1, 2], [3]]
+    """
+    out: list = []
+    for i in order:
+        if out and len(out[-1]) < batch_size and (max_tokens is None
+                                                  or (len(out[-1]) + 1) * lengths[out[-1][0]] <= max_tokens):
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
 
 
 class PairScorer(nn.Module):
@@ -28,11 +45,13 @@ class PairScorer(nn.Module):
         return no_split_modules(self.model)
 
     def score_pairs(self, pairs: Sequence, batch_size: int, normalize: bool,
-                    score_fn: Callable[..., torch.Tensor]) -> list:
+                    score_fn: Callable[..., torch.Tensor], max_tokens: Optional[int] = None) -> list:
         """``score_fn(**features)`` over ``pairs`` in input order, as a list; sigmoid when ``normalize``.
 
         Pairs are tokenised once, sorted by token count and padded per batch (little padding).
-        ``score_fn`` returns ``(batch,)`` or ``(batch, k)`` scores (a list of k per pair then).
+        A batch holds at most ``batch_size`` pairs and, with ``max_tokens``, at most that many
+        padded tokens (but always one pair). ``score_fn`` returns ``(batch,)`` or ``(batch, k)``
+        scores (a list of k per pair then).
         """
         if not pairs:
             return []
@@ -44,8 +63,7 @@ class PairScorer(nn.Module):
         order = sorted(range(len(pairs)), key=lambda i: -len(rows[i]["input_ids"]))
         out = None
         with torch.inference_mode():
-            for start in range(0, len(pairs), batch_size):
-                idx = order[start : start + batch_size]
+            for idx in _batches(order, [len(r["input_ids"]) for r in rows], batch_size, max_tokens):
                 features = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
                 scores = score_fn(**features).float().cpu()
                 if out is None:

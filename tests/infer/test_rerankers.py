@@ -120,3 +120,14 @@ def test_several_devices_score_like_one(saved_minilm_reranker):
     assert _shards(runs, 2, keep_query_runs=False) == [runs[:3], runs[3:]]
     assert _shards(runs, 3, keep_query_runs=True) == [runs[:3], runs[3:]]  # a query's run stays whole
     assert _shards(runs[:3], 2, keep_query_runs=True) == [runs[:3]]
+
+
+def test_token_budget_batches_give_the_same_scores(saved_minilm_reranker):
+    pairs = [(f"query {i % 3}", "a long document about packages " * (1 + i % 9)) for i in range(30)]
+    capped = Reranker(saved_minilm_reranker, device="cpu", batch_size=8)
+    assert capped.score_kwargs == {"max_tokens": 4096}  # the CPU default
+    tiny_budget = Reranker(saved_minilm_reranker, device="cpu", batch_size=8, max_tokens=64)
+    uncapped = Reranker(saved_minilm_reranker, device="cpu", batch_size=8, max_tokens=None)
+    expected = uncapped.compute_score(pairs)
+    assert tiny_budget.compute_score(pairs) == pytest.approx(expected, abs=1e-6)  # one pair per batch at most
+    assert capped.compute_score(pairs) == pytest.approx(expected, abs=1e-6)
