@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..data.io import DataError, iter_jsonl, to_example, validate_record
+from ..utils.dist import root_unsharded
 from .metrics import mean_metrics, query_metrics, rank_by_scores
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,8 @@ class EvaluatorGroup:
         device = next(model.parameters()).device.type if hasattr(model, "parameters") else "cpu"
         try:
             out: dict = {}
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16):
+            # FSDP2: the root's own weights are gathered once for all evaluators (they call submodules directly)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16), root_unsharded(model):
                 for ev in self.evaluators:
                     out.update(ev(model))
             return out

@@ -25,6 +25,7 @@ from torch import nn
 
 from .weights import unwrap_peft
 
+
 def _supported_classes() -> dict:
     """The exact transformers classes this forward reproduces -> their head layout."""
     from transformers import (BertForSequenceClassification, RobertaForSequenceClassification,

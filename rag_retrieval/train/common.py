@@ -6,7 +6,7 @@ import logging
 import os
 
 from ..eval.evaluators import dump_metrics, format_table
-from ..utils.dist import finish, root_unsharded
+from ..utils.dist import finish
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def check_launcher(cfg) -> None:
 
     fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     launched = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
-    if getattr(cfg.model, "use_lora", False) and getattr(cfg.model, "merge_lora", False) and (
+    if cfg.model.use_lora and cfg.model.merge_lora and (
             fsdp or _zero_stage(cfg.train.deepspeed or launched) == 3):
         raise ConfigError(f"{cfg.source}: model.merge_lora=true with {'FSDP' if fsdp else 'DeepSpeed ZeRO-3'}: the "
                           "weights are sharded when the run saves; set model.merge_lora=false (the adapter is saved "
@@ -157,8 +157,7 @@ def run_main(main) -> None:
 def evaluate_model(evaluator, model, label: str, results: dict) -> None:
     """Evaluate ``model`` into ``results[label]`` (every process runs it: ZeRO-3 needs all ranks)."""
     if evaluator is not None:
-        with root_unsharded(model):
-            results[label] = evaluator(model)
+        results[label] = evaluator(model)
 
 
 def report(results: dict, cfg) -> None:

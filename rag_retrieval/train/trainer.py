@@ -15,8 +15,6 @@ from typing import Callable, Optional
 import torch
 from transformers import Trainer
 
-from ..utils.dist import root_unsharded
-
 logger = logging.getLogger(__name__)
 
 
@@ -189,8 +187,7 @@ class RetrievalTrainer(Trainer):
         if self.evaluator is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         model = self.accelerator.unwrap_model(self.model)
-        with root_unsharded(model):
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.evaluator(model).items()}
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.evaluator(model).items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics

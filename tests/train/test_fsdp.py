@@ -1,7 +1,8 @@
 """FSDP: the shipped accelerate config's transformer-based auto-wrap finds the layer class of every
 kind's model (our wrappers expose the transformers model's ``_no_split_modules``), and a model
 sharded that way over 2 gloo processes gets the gradients of one process holding the global batch
-and evaluates (under ``root_unsharded``, as training does) to the unsharded model's outputs.
+and evaluates (through training's ``EvaluatorGroup``, which gathers the root's weights) to the
+unsharded model's outputs.
 
 accelerate 1.15 turns FSDP on only for GPU-type distributed states (a CPU launch silently runs
 DDP), so the Trainer's FSDP path itself needs GPUs; here FSDP2 ``fully_shard`` is applied by hand
@@ -109,12 +110,12 @@ def build(kind):
 
 def sharded_run(kind: str, out: str) -> None:
     """Worker (under torchrun): shard with the shipped policy, each rank takes half the queries;
-    then evaluate as training does (root_unsharded)."""
+    then evaluate through the evaluator group training uses (it gathers the root's weights)."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from rag_retrieval.utils.dist import root_unsharded
+    from rag_retrieval.eval.evaluators import EvaluatorGroup
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -128,8 +129,7 @@ def sharded_run(kind: str, out: str) -> None:
     listwise_loss(kind, model, QUERIES[rank * share:(rank + 1) * share],
                   DOCS[rank * share:(rank + 1) * share]).backward()
     grads = {n: p.grad.full_tensor() for n, p in model.named_parameters() if p.grad is not None}
-    with root_unsharded(model):
-        outputs = inference(kind, model.eval())
+    outputs = EvaluatorGroup([lambda m: {"outputs": inference(kind, m)}])(model.eval())["outputs"]
     if rank == 0:
         torch.save({"grads": grads, "inference": outputs}, out)
     dist.destroy_process_group()
