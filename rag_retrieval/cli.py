@@ -14,9 +14,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-TRAIN_KINDS = {"embedding": "rag_retrieval.train.embedding", "reranker": "rag_retrieval.train.reranker",
-               "colbert": "rag_retrieval.train.colbert", "llm_reranker": "rag_retrieval.train.llm_reranker",
-               "pe_rank": "rag_retrieval.train.pe_rank"}
 COMMANDS = {"train": None, "eval": "rag_retrieval.eval.__main__:main", "rerank": "rag_retrieval.infer.__main__:main",
             "validate": "rag_retrieval.data.tools:validate_main", "split": "rag_retrieval.data.tools:split_main", "convert": "rag_retrieval.data.tools:convert_main",
             "mine": "rag_retrieval.data.mining:mine_main"}
@@ -28,12 +25,18 @@ def main(argv=None) -> None:
         sys.exit(f"usage: rag-retrieval {{{'|'.join(COMMANDS)}}} ...  (got {argv[:1] or 'nothing'})")
     command, rest = argv[0], argv[1:]
     if command == "train":
-        if not rest or rest[0] not in TRAIN_KINDS:
-            sys.exit(f"usage: rag-retrieval train {{{'|'.join(TRAIN_KINDS)}}} --config FILE [key=value ...]")
-        from .train.common import run_main
+        from . import kinds
+
+        if not rest:
+            sys.exit(f"usage: rag-retrieval train <kind> --config FILE [key=value ...]; kinds: {', '.join(kinds.names())}")
+        try:
+            kind = kinds.get(rest[0])
+        except kinds.ConfigError as err:
+            sys.exit(f"error: {err}")
+        from .train.run import run_main
 
         sys.argv = [sys.argv[0], *rest[1:]]
-        run_main(importlib.import_module(TRAIN_KINDS[rest[0]]).main)
+        run_main(importlib.import_module(kind.entry).main)
         return
     module, function = COMMANDS[command].split(":")
     result = getattr(importlib.import_module(module), function)(rest)

@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
+from ..errors import DataError  # noqa: F401  (raised here; data.io.DataError is a public name)
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("pos_neg", "hits", "pointwise")
@@ -38,10 +40,6 @@ class Example:
     labels: list
     scores: Optional[list] = None
     prompt: Optional[str] = None
-
-
-class DataError(ValueError):
-    """Malformed input; the message lists each bad record as ``file:line: key: problem``."""
 
 
 def _is_number(x) -> bool:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import os
 from typing import Optional, Sequence
 
 import torch
 
+from .. import kinds
 from ..models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
-from ..models.colbert import LINEAR_FILE
 from ..models.hub import resolve_model_path
-from ..models.weights import read_settings
 from ..utils.devices import autocast_dtype, pick_device, pick_devices
 from .base import BaseRanker, RankedResults
 
@@ -208,28 +206,32 @@ class PERankRanker(_ModelRanker):
         return super().rerank(query, docs, top_k=top_k, **kwargs)
 
 
-MODEL_TYPES = {"cross-encoder": CrossEncoderRanker, "llm": LLMRanker, "llm-layerwise": LayerwiseLLMRanker,
-               "colbert": ColBERTRanker, "pe-rank": PERankRanker}
+# the saved kind -> its ranker, from the table of kinds (rag_retrieval.kinds): the kinds that rerank
+MODEL_TYPES = {k.saved: globals()[k.ranker] for k in kinds.KINDS.values() if k.ranker}
+RANKER_TYPES = ", ".join(f"{k.saved} ({k.name})" if k.name != k.saved else k.name
+                         for k in kinds.KINDS.values() if k.ranker)
 
 
 def detect_model_type(path: str) -> str:
-    """The model type of a local folder from its files; raises ValueError listing the types."""
-    ours = read_settings(path)
-    if ours:
-        return ours["kind"]
-    if os.path.isfile(os.path.join(path, LINEAR_FILE)):
-        return "colbert"  # bge-m3 style
-    config = os.path.join(path, "config.json")
-    if os.path.isfile(config):
-        with open(config) as f:
-            architectures = json.load(f).get("architectures") or []
-        if any(a.endswith("ForSequenceClassification") for a in architectures):
-            return "cross-encoder"
-        if any(a.startswith("LayerWise") and a.endswith("ForCausalLM") for a in architectures):
-            return "llm-layerwise"  # bge-reranker-v2-minicpm-layerwise
-        if any(a.endswith("ForCausalLM") for a in architectures):
-            return "llm"
-    raise ValueError(f"cannot tell the model type of '{path}'; pass model_type= one of: {', '.join(MODEL_TYPES)}")
+    """The model type (saved kind) of a local folder from its files; ValueError when they do not
+    tell, or when the folder holds a bi-encoder (served by :class:`Embedder`, not a ranker)."""
+    name = kinds.detect(path) if os.path.isdir(path) else None
+    if name is None:
+        raise ValueError(f"cannot tell the model type of '{path}'; pass model_type= one of: {RANKER_TYPES}")
+    return kinds.get(name).saved
+
+
+def ranker_kind(model_type: str) -> kinds.Kind:
+    """The kind behind any of its names; ValueError for an unknown one or a kind that does not rerank."""
+    try:
+        kind = kinds.get(model_type)
+    except kinds.ConfigError:
+        raise ValueError(f"model_type='{model_type}' is not valid;{kinds.suggest(model_type)} choose one of: "
+                         f"{RANKER_TYPES}") from None
+    if kind.ranker is None:
+        raise ValueError(f"model_type='{model_type}' is a bi-encoder ({kind.name}): load it with "
+                         f"rag_retrieval.Embedder, or pass a ranking model_type: {RANKER_TYPES}")
+    return kind
 
 
 def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: Optional[str] = None,
@@ -239,7 +241,9 @@ def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: 
 
     Args:
         model_name_or_path: a folder, hub id or alias.
-        model_type: one of ``MODEL_TYPES``; detected from the model's files when None.
+        model_type: a kind that reranks, any of its names (``cross-encoder`` / ``reranker``, ``llm``,
+            ``llm-layerwise``, ``colbert``, ``pe-rank``; see ``rag_retrieval.kinds``); detected from
+            the model's files when None.
         device: ``cuda``, ``cpu``, ...; the GPU when there is one. Several (``["cuda:0", "cuda:1"]``,
             ``"cuda:0,cuda:1"`` or ``"cuda:all"``): a replica per device, pairs split between them.
         dtype: ``fp32``, ``bf16``, ``fp16`` autocast, or ``auto`` (bf16 where the GPU or CPU runs it
@@ -256,9 +260,7 @@ def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: 
     """
     if model_type is None:
         model_type = detect_model_type(resolve_model_path(model_name_or_path))
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"model_type='{model_type}' is not valid; choose one of: {', '.join(MODEL_TYPES)}")
-    return MODEL_TYPES[model_type](model_name_or_path, device=device, dtype=dtype, batch_size=batch_size,
+    return MODEL_TYPES[ranker_kind(model_type).saved](model_name_or_path, device=device, dtype=dtype, batch_size=batch_size,
                                    max_length=max_length, **kwargs)
 
 

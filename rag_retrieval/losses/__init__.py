@@ -1,4 +1,9 @@
-"""Losses take tensors, never the model: ``loss(**model_outputs, **targets)`` -> scalar or dict."""
+"""Losses take tensors, never the model: ``loss(**model_outputs, **targets)`` -> scalar or dict.
+
+``EMBEDDING_LOSSES`` and ``RANKING_LOSSES`` map each ``loss.name`` part to its maker; the names a
+kind accepts are listed once, in :mod:`rag_retrieval.kinds` (a test checks both lists agree).
+Adding a loss: its file, a maker here, and its name in the kinds table.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from torch import nn
 from .contrastive import InfoNCELoss
 from .distill import KLDistillLoss, group_scores
 from .layerwise import LayerwiseLoss
-from .pe_rank import PE_RANK_LOSSES, PERankLoss, stepwise_kl, stepwise_listmle
 from .matryoshka import MatryoshkaLoss
+from .pe_rank import PERankLoss, stepwise_kl, stepwise_listmle
 from .ranking import (LambdaLoss, ListMLELoss, ListNetLoss, ListwiseCELoss, PointwiseBCELoss, PointwiseMSELoss,
                       RankNetLoss)
 
@@ -36,16 +41,20 @@ def _combine(name: str, makers: dict, kl_weight: float) -> nn.Module:
     return CombinedLoss({n: makers[n]() for n in names}, {"kl_distill": kl_weight})
 
 
+# name -> maker(loss_args, temperature, score) for bi-encoders and ColBERT (score: {"score_fn": maxsim} or {})
+EMBEDDING_LOSSES = {
+    "infonce": lambda a, t, score: InfoNCELoss(t, in_batch_negatives=a.in_batch_negatives,
+                                               cross_device=a.cross_device_negatives, **score),
+    "kl_distill": lambda a, t, score: KLDistillLoss(t, a.teacher_temperature, **score),
+}
+
+
 def build_embedding_loss(loss_args, normalize: bool = True, score_fn=None, default_temperature: float = 0.02):
     """The loss of the ``loss:`` config section for bi-encoders (dot product, temperature default
     0.02) and ColBERT (``score_fn``: MaxSim, temperature default 1)."""
     t = loss_args.temperature if loss_args.temperature is not None else default_temperature
     score = {"score_fn": score_fn} if score_fn is not None else {}
-    makers = {
-        "infonce": lambda: InfoNCELoss(t, in_batch_negatives=loss_args.in_batch_negatives,
-                                       cross_device=loss_args.cross_device_negatives, **score),
-        "kl_distill": lambda: KLDistillLoss(t, loss_args.teacher_temperature, **score),
-    }
+    makers = {n: (lambda make=make: make(loss_args, t, score)) for n, make in EMBEDDING_LOSSES.items()}
     loss = _combine(loss_args.name, makers, loss_args.kl_weight)
     if loss_args.matryoshka_dims:
         loss = MatryoshkaLoss(loss, loss_args.matryoshka_dims, loss_args.matryoshka_weights, normalize=normalize)
@@ -62,7 +71,6 @@ RANKING_LOSSES = {
     "lambda": lambda a, t: LambdaLoss(),
     "kl_distill": lambda a, t: KLDistillLoss(t, a.teacher_temperature),
 }
-LISTWISE = ("ranknet", "listwise_ce", "listnet", "listmle", "lambda", "kl_distill")  # need group_size > 1
 
 
 def build_ranking_loss(loss_args) -> nn.Module:
@@ -72,5 +80,7 @@ def build_ranking_loss(loss_args) -> nn.Module:
                     loss_args.kl_weight)
 
 
-__all__ = ["LayerwiseLoss", "PE_RANK_LOSSES", "PERankLoss", "stepwise_kl", "stepwise_listmle", "LISTWISE", "RANKING_LOSSES", "build_ranking_loss", "LambdaLoss", "ListMLELoss", "ListNetLoss",
-           "ListwiseCELoss", "PointwiseBCELoss", "PointwiseMSELoss", "RankNetLoss", "CombinedLoss", "InfoNCELoss", "KLDistillLoss", "MatryoshkaLoss", "build_embedding_loss", "group_scores"]
+__all__ = ["CombinedLoss", "EMBEDDING_LOSSES", "InfoNCELoss", "KLDistillLoss", "LambdaLoss", "LayerwiseLoss", "ListMLELoss",
+           "ListNetLoss", "ListwiseCELoss", "MatryoshkaLoss", "PERankLoss", "PointwiseBCELoss", "PointwiseMSELoss",
+           "RANKING_LOSSES", "RankNetLoss", "build_embedding_loss", "build_ranking_loss", "group_scores", "stepwise_kl",
+           "stepwise_listmle"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import PE_RANK_LOSSES
+from ..kinds import PE_RANK_LOSSES
 
 
 def stepwise_listmle(step_logits: torch.Tensor, order: torch.Tensor, valid: Optional[torch.Tensor] = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -10,58 +9,12 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
+from .. import kinds
 from .hub import resolve_model_path
 from .pooling import POOLING_MODES, pool, truncate_and_normalize
+from .st_format import ST_POOLING_KEYS, read_sentence_transformers_config  # noqa: F401  (imported from here too)
+from .st_format import sentence_transformers_files, write_sentence_transformers_files
 from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, no_split_modules, save_encoder, strip_prefix
-
-ST_POOLING_KEYS = {
-    "cls": "pooling_mode_cls_token",
-    "mean": "pooling_mode_mean_tokens",
-    "last_token": "pooling_mode_lasttoken",
-}
-
-
-def read_sentence_transformers_config(path: str) -> dict:
-    """Pooling, normalisation, prompts and lengths from a sentence-transformers folder, if any.
-
-    Returns an empty dict for a plain transformers checkpoint (or a hub id).
-    """
-    if not os.path.isfile(os.path.join(path, "modules.json")):
-        return {}
-    out: dict = {}
-    with open(os.path.join(path, "modules.json")) as f:
-        modules = json.load(f)
-    for module in modules:
-        kind = module["type"].rsplit(".", 1)[-1]
-        if kind == "Pooling":
-            with open(os.path.join(path, module["path"], "config.json")) as f:
-                cfg = json.load(f)
-            mode = cfg.get("pooling_mode")
-            if isinstance(mode, str):
-                out["pooling"] = {"lasttoken": "last_token"}.get(mode, mode)
-            for ours, key in ST_POOLING_KEYS.items():
-                if cfg.get(key):
-                    out["pooling"] = ours
-        if kind == "Normalize":
-            out["normalize"] = True
-    out.setdefault("normalize", False)
-    for name in ("config_sentence_transformers.json", "sentence_bert_config.json"):
-        file = os.path.join(path, name)
-        if os.path.isfile(file):
-            with open(file) as f:
-                cfg = json.load(f)
-            prompts = cfg.get("prompts") or {}
-            if "query" in prompts:
-                out["query_instruction"] = prompts["query"]
-            for key in ("document", "passage"):
-                if key in prompts:
-                    out["passage_instruction"] = prompts[key]
-            if cfg.get("max_seq_length"):
-                out["max_seq_length"] = cfg["max_seq_length"]
-            if cfg.get("matryoshka_dims"):
-                out["matryoshka_dims"] = cfg["matryoshka_dims"]
-    return out
-
 
 class DualEncoder(nn.Module):
     """What models that encode queries and passages apart share (:class:`BiEncoder`, ColBERT):
@@ -183,22 +136,11 @@ class BiEncoder(DualEncoder):
         )
 
     @classmethod
-    def from_args(cls, model_args, data_args=None, matryoshka_dims=None) -> "BiEncoder":
-        """Build from the ``model:`` (and ``data:``) config sections."""
-        model = cls.from_pretrained(
-            model_args.model_name_or_path,
-            pooling=model_args.pooling,
-            normalize=model_args.normalize,
-            query_instruction=model_args.query_instruction,
-            passage_instruction=model_args.passage_instruction,
-            query_max_len=data_args.query_max_len if data_args else None,
-            passage_max_len=data_args.passage_max_len if data_args else None,
-            dtype=model_args.dtype,
-            attn_implementation=model_args.attn_implementation,
-            trust_remote_code=model_args.trust_remote_code,
-            lora=model_args.lora,
-            config_overrides=model_args.config_overrides,
-        )
+    def from_args(cls, section, data=None, matryoshka_dims=None) -> "BiEncoder":
+        """Build from the ``model:`` section (:class:`~rag_retrieval.config.EmbeddingModelArgs`, whose
+        fields are this class's ``from_pretrained`` keywords), lengths from ``data:``."""
+        model = cls.from_pretrained(**section.pretrained_kwargs(), query_max_len=data.query_max_len if data else None,
+                                    passage_max_len=data.passage_max_len if data else None)
         if matryoshka_dims:
             model.matryoshka_dims = [int(d) for d in matryoshka_dims]
         return model
@@ -273,31 +215,12 @@ class BiEncoder(DualEncoder):
         the Matryoshka dims. With LoRA, checkpoints hold the adapter; ``merge_lora`` merges it
         (final export).
         """
-        self.encoder = save_encoder(self.encoder, self.tokenizer, output_dir, strip_prefix(state_dict, "encoder."), merge_lora)
-        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
-        modules.append({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"})
-        pooling_cfg = {"word_embedding_dimension": self.embedding_dim, "include_prompt": True}
-        pooling_cfg.update({key: mode == self.pooling for mode, key in ST_POOLING_KEYS.items()})
-        pooling_cfg.update({"pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False})
-        os.makedirs(os.path.join(output_dir, "1_Pooling"), exist_ok=True)
-        with open(os.path.join(output_dir, "1_Pooling", "config.json"), "w") as f:
-            json.dump(pooling_cfg, f, indent=2)
-        if self.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-            os.makedirs(os.path.join(output_dir, "2_Normalize"), exist_ok=True)
-        with open(os.path.join(output_dir, "modules.json"), "w") as f:
-            json.dump(modules, f, indent=2)
-        with open(os.path.join(output_dir, "sentence_bert_config.json"), "w") as f:
-            json.dump({"max_seq_length": self.passage_max_len, "do_lower_case": False}, f, indent=2)
-        st_config = {
-            "prompts": {"query": self.query_instruction, "document": self.passage_instruction},
-            "default_prompt_name": None,
-            "similarity_fn_name": "cosine" if self.normalize else "dot",
-            "matryoshka_dims": self.matryoshka_dims,
-            "rag_retrieval": {"kind": "embedding", "pooling": self.pooling, "query_max_len": self.query_max_len},
-        }
-        with open(os.path.join(output_dir, "config_sentence_transformers.json"), "w") as f:
-            json.dump(st_config, f, indent=2)
+        self.encoder = save_encoder(self.encoder, self.tokenizer, output_dir, strip_prefix(state_dict, "encoder."),
+                                    merge_lora)
+        write_sentence_transformers_files(output_dir, sentence_transformers_files(
+            self.embedding_dim, self.pooling, self.normalize, self.query_instruction, self.passage_instruction,
+            self.passage_max_len, self.matryoshka_dims,
+            settings={"kind": kinds.get("embedding").saved, "pooling": self.pooling, "query_max_len": self.query_max_len}))
 
     def load_weights(self, checkpoint_dir: str) -> None:
         """Load weights saved by :meth:`save_pretrained` into this model (resume, best model)."""

@@ -21,13 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
+from .. import kinds
+from ..kinds import COLBERT_LINEAR_FILE as LINEAR_FILE
+from ..kinds import SETTINGS_FILE
 from .bi_encoder import DualEncoder
 from .hub import resolve_model_path
 from .pooling import maxsim
-from .weights import (SETTINGS_FILE, load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix,
-                      write_settings)
+from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix, write_settings
 
-LINEAR_FILE = "colbert_linear.pt"
 BGE_M3_STYLE = {"query_marker": None, "passage_marker": None, "query_augmentation": False,
                 "mask_punctuation": False, "normalize_by_query_len": True, "skip_first_token": True}
 
@@ -168,17 +169,11 @@ class ColBERT(DualEncoder):
         return cls(encoder, tokenizer, linear=linear, dim=dim or 128, **kwargs)
 
     @classmethod
-    def from_args(cls, model_args, data_args=None) -> "ColBERT":
-        """Build from the ``model:`` (and ``data:``) config sections."""
-        return cls.from_pretrained(
-            model_args.model_name_or_path, dim=model_args.dim,
-            query_max_len=data_args.query_max_len if data_args else None,
-            passage_max_len=data_args.passage_max_len if data_args else None,
-            dtype=model_args.dtype, attn_implementation=model_args.attn_implementation,
-            trust_remote_code=model_args.trust_remote_code, lora=model_args.lora,
-            config_overrides=model_args.config_overrides, query_marker=model_args.query_marker,
-            passage_marker=model_args.passage_marker, query_augmentation=model_args.query_augmentation,
-            mask_punctuation=model_args.mask_punctuation)
+    def from_args(cls, section, data=None) -> "ColBERT":
+        """Build from the ``model:`` section (:class:`~rag_retrieval.config.ColBERTModelArgs`, whose
+        fields are this class's ``from_pretrained`` keywords), lengths from ``data:``."""
+        return cls.from_pretrained(**section.pretrained_kwargs(), query_max_len=data.query_max_len if data else None,
+                                   passage_max_len=data.passage_max_len if data else None)
 
     # ---- tokenisation --------------------------------------------------------------------
     def _tokenize(self, texts: Sequence[str], marker: Optional[str], max_len: int, augment: bool,
@@ -269,7 +264,7 @@ class ColBERT(DualEncoder):
                                     merge_lora)
         linear = strip_prefix(state_dict, "linear.") or self.linear.state_dict()
         torch.save({k: v.detach().cpu().contiguous() for k, v in linear.items()}, os.path.join(output_dir, LINEAR_FILE))
-        write_settings(output_dir, {"kind": "colbert", "dim": self.dim, "query_marker": self.query_marker,
+        write_settings(output_dir, {"kind": kinds.get("colbert").saved, "dim": self.dim, "query_marker": self.query_marker,
                                     "passage_marker": self.passage_marker, "query_max_len": self.query_max_len,
                                     "passage_max_len": self.passage_max_len,
                                     "query_augmentation": self.query_augmentation,

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from .. import kinds
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .packed import packed_logits
@@ -70,12 +71,10 @@ class CrossEncoder(PairScorer):
         return ce
 
     @classmethod
-    def from_args(cls, model_args, max_length: int) -> "CrossEncoder":
-        """Build from the ``model:`` config section."""
-        return cls.from_pretrained(model_args.model_name_or_path, max_length, model_args.query_instruction,
-                                   model_args.passage_instruction, model_args.dtype, model_args.attn_implementation,
-                                   model_args.trust_remote_code, model_args.lora, model_args.config_overrides,
-                                   trainable=True)
+    def from_args(cls, section, data) -> "CrossEncoder":
+        """Build for training from the ``model:`` section (:class:`~rag_retrieval.config.RerankerModelArgs`,
+        whose fields are this class's ``from_pretrained`` keywords); pairs cut to ``data.passage_max_len``."""
+        return cls.from_pretrained(**section.pretrained_kwargs(), max_length=data.passage_max_len, trainable=True)
 
     # ---- training ------------------------------------------------------------------------
     def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
@@ -115,6 +114,6 @@ class CrossEncoder(PairScorer):
         """Save the transformers checkpoint (plain ``from_pretrained`` loads it) and our settings."""
         self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
                                   merge_lora)
-        write_settings(output_dir, {"kind": "cross-encoder", "max_length": self.max_length,
+        write_settings(output_dir, {"kind": kinds.get("reranker").saved, "max_length": self.max_length,
                                     "query_instruction": self.query_instruction,
                                     "passage_instruction": self.passage_instruction})

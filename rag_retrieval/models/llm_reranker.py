@@ -7,85 +7,25 @@ reads the "Yes" logit after each of ``cutoff_layers`` layers (bge-reranker-v2-mi
 
 from __future__ import annotations
 
-import inspect
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+from .. import kinds
+from ..prompts import (DEFAULT_PROMPT, SEP, bos_prefix, chat_prompt_template, flag_doc_budget, flag_layout,
+                       query_limit, split_template, template_layout)
+from ..prompts import PASSAGE, QUERY, truncate_second  # noqa: F401  (the prompt format's names lived here before)
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
+from .layerwise import layerwise_scores
 from .pair_scorer import PairScorer
 from .pooling import last_token_index
 from .weights import (load_auto_model, load_kwargs, load_tokenizer, maybe_wrap_lora, read_settings, save_encoder,
                       strip_prefix, unwrap_peft, write_settings)
 
-DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the query by "
-                  "providing a prediction of either 'Yes' or 'No'.")
-SEP = "\n"
 SCORE_MODES = ("yes_token", "head")
-QUERY, PASSAGE = "{query}", "{passage}"
-
-
-def split_template(template: str) -> tuple:
-    """``"pre{query}mid{passage}post"`` -> ``("pre", "mid", "post")``.
-
-    >>> split_template("<user>Q: {query}\\nD: {passage}</user>")
-    ('<user>Q: ', '\\nD: ', '</user>')
-    >>> split_template("{passage} {query}")
-    Traceback (most recent call last):
-    ...
-    ValueError: prompt_template must hold {query} once, then {passage} once; got '{passage} {query}'
-    """
-    if template.count(QUERY) != 1 or template.count(PASSAGE) != 1 or template.index(QUERY) > template.index(PASSAGE):
-        raise ValueError(f"prompt_template must hold {QUERY} once, then {PASSAGE} once; got {template!r}")
-    pre, rest = template.split(QUERY)
-    mid, post = rest.split(PASSAGE)
-    return pre, mid, post
-
-
-def chat_prompt_template(tokenizer, prompt: str, query_instruction: str, passage_instruction: str) -> str:
-    """The FlagEmbedding-style user message in the tokenizer's chat template, generation prompt
-    added, as a ``prompt_template`` (the yes token then follows the assistant header)."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("chat_template: true, but the tokenizer has no chat template; set model.prompt_template")
-    content = f"{query_instruction}{QUERY}{SEP}{passage_instruction}{PASSAGE}{SEP}{prompt}"
-    return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                         add_generation_prompt=True)
-
-
-def bos_prefix(tokenizer, first: Sequence[int] = ()) -> list:
-    """``[bos]`` to put before a prompt whose first ids are ``first``: none when the tokenizer has no
-    bos, uses it as pad (FlagEmbedding's rule), or ``first`` already starts with it.
-
-    >>> class T: bos_token_id, pad_token_id = 1, 0
-    >>> bos_prefix(T()), bos_prefix(T(), [1, 5])
-    ([1], [])
-    """
-    bos = tokenizer.bos_token_id
-    if bos is None or bos == tokenizer.pad_token_id or list(first[:1]) == [bos]:
-        return []
-    return [bos]
-
-
-def truncate_second(first: list, second: list, max_length: int, side: str = "right") -> list:
-    """``first + second`` cut to ``max_length`` tokens, removing tokens of ``second`` only.
-
-    As transformers' ``only_second`` truncation (which FlagEmbedding uses): when ``second`` is too
-    short to absorb the excess, the pair is kept whole. ``side`` is the tokenizer's truncation side.
-
-    >>> truncate_second([1, 2], [3, 4, 5, 6], 4)
-    [1, 2, 3, 4]
-    >>> truncate_second([1, 2], [3, 4, 5, 6], 4, side="left")
-    [1, 2, 5, 6]
-    >>> truncate_second([1, 2, 3], [4], 2)
-    [1, 2, 3, 4]
-    """
-    excess = len(first) + len(second) - max_length
-    if 0 < excess < len(second):
-        second = second[excess:] if side == "left" else second[:-excess]
-    return first + second
 
 
 class LLMReranker(PairScorer):
@@ -206,26 +146,23 @@ class LLMReranker(PairScorer):
         return llm
 
     @classmethod
-    def from_args(cls, model_args, max_length: int, query_max_length: Optional[int] = None) -> "LLMReranker":
-        """Build from the ``model:`` config section (passage / query token limits from ``data:``)."""
-        return cls.from_pretrained(
-            model_args.model_name_or_path, max_length=max_length, dtype=model_args.dtype,
-            attn_implementation=model_args.attn_implementation, trust_remote_code=model_args.trust_remote_code,
-            lora=model_args.lora, config_overrides=model_args.config_overrides, prompt=model_args.prompt,
-            query_instruction=model_args.query_instruction, passage_instruction=model_args.passage_instruction,
-            yes_token=model_args.yes_token, no_token=model_args.no_token, query_max_length=query_max_length,
-            cutoff_layers=model_args.cutoff_layers, prompt_template=model_args.prompt_template,
-            chat_template=model_args.chat_template, score=model_args.llm_score, trainable=True)
+    def from_args(cls, section, data) -> "LLMReranker":
+        """Build for training from the ``model:`` section (:class:`~rag_retrieval.config.LLMRerankerModelArgs`,
+        whose fields are this class's ``from_pretrained`` keywords); token limits from ``data:``."""
+        return cls.from_pretrained(**section.pretrained_kwargs(), max_length=data.passage_max_len,
+                                   query_max_length=data.query_max_len, trainable=True)
 
     # ---- inputs --------------------------------------------------------------------------
     def _ids(self, text) -> list:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _cut_ids(self, texts: Sequence[str], limit: int) -> list:
+        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
+
     def _query_ids(self, queries: Sequence[str]) -> list:
         """Token ids of each query's first part: [bos] + instruction + query, cut to query_max_length."""
-        limit = self.query_max_length or self.max_length * 3 // 4
-        ids = self.tokenizer([self.query_instruction + q for q in queries], add_special_tokens=False,
-                             truncation=True, max_length=limit)["input_ids"]
+        ids = self._cut_ids([self.query_instruction + q for q in queries],
+                            query_limit(self.max_length, self.query_max_length))
         bos = bos_prefix(self.tokenizer)
         return [bos + q for q in ids]
 
@@ -247,31 +184,22 @@ class LLMReranker(PairScorer):
     def _template_ids(self, queries: Sequence[str], docs: Sequence[str]) -> list:
         """``[bos] pre query mid passage post``: query and passage cut to their own limits."""
         pre, mid, post = (self._ids(part) for part in self._template)
-        limit = self.query_max_length or self.max_length * 3 // 4
-        q_ids = self.tokenizer(list(queries), add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
-        p_ids = self.tokenizer(list(docs), add_special_tokens=False, truncation=True,
-                               max_length=self.max_length)["input_ids"]
-        bos = bos_prefix(self.tokenizer, pre)
-        return [bos + pre + q + mid + p + post for q, p in zip(q_ids, p_ids)]
+        q_ids = self._cut_ids(queries, query_limit(self.max_length, self.query_max_length))
+        p_ids = self._cut_ids(docs, self.max_length)
+        return template_layout(q_ids, p_ids, pre, mid, post, bos=bos_prefix(self.tokenizer, pre))
 
     def _flag_ids(self, queries: Sequence[str], docs: Sequence[str]) -> list:
         """FlagEmbedding's FlagLLMReranker layout and truncation (see the class docstring)."""
-        sep, prompt = self._ids(SEP), self._ids(self.prompt)
-        passages = self.tokenizer([self.passage_instruction + d for d in docs], add_special_tokens=False,
-                                  truncation=True, max_length=self.max_length)["input_ids"]
-        budget = self.max_length + len(sep) + len(prompt)
-        side = self.tokenizer.truncation_side
-        return [truncate_second(q, sep + p, budget, side) + sep + prompt
-                for q, p in zip(self._query_ids(queries), passages)]
+        passages = self._cut_ids([self.passage_instruction + d for d in docs], self.max_length)
+        return flag_layout(self._query_ids(queries), passages, self._ids(SEP), self._ids(self.prompt),
+                           self.max_length, self.tokenizer.truncation_side)
 
     def doc_token_budget(self, query: str) -> int:
         """Tokens of a document that fit beside ``query`` untruncated (long-document windows)."""
         if self._template is not None:
             return self.max_length
-        first = len(self._query_ids([query])[0])
-        prompt = len(self._ids(self.prompt))
-        # the passage alone is cut to max_length; (first, sep + passage) to max_length + sep + prompt
-        return min(self.max_length, self.max_length + prompt - first) - len(self._ids(self.passage_instruction))
+        return flag_doc_budget(len(self._query_ids([query])[0]), len(self._ids(self.prompt)),
+                               len(self._ids(self.passage_instruction)), self.max_length)
 
     # ---- scoring -------------------------------------------------------------------------
     def _causal_lm(self) -> nn.Module:
@@ -309,63 +237,16 @@ class LLMReranker(PairScorer):
             logit = torch.tanh(logit / cap) * cap
         return logit
 
-    def _layers_and_norm(self, decoder: nn.Module):
-        """Name of the decoder's layer list and its final norm (layerwise scoring)."""
-        layers = next((n for n in ("layers", "h") if isinstance(getattr(decoder, n, None), nn.ModuleList)), None)
-        norm = next((getattr(decoder, n) for n in ("norm", "final_layernorm", "ln_f") if hasattr(decoder, n)), None)
-        if layers is None or norm is None:
-            raise ValueError(f"layerwise scoring needs a decoder with a layer list (layers, h) and a final norm "
-                             f"(norm, final_layernorm, ln_f); {type(decoder).__name__} has not both")
-        return layers, norm
-
-    @staticmethod
-    def _check_cutoffs(cutoff_layers: Sequence[int], low: int, high: int) -> list:
-        cutoff_layers = list(cutoff_layers)
-        if not cutoff_layers or any(not isinstance(c, int) or not low <= c <= high for c in cutoff_layers):
-            raise ValueError(f"cutoff_layers={cutoff_layers}: each must be a layer count in [{low}, {high}]")
-        return cutoff_layers
-
     def _score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                cutoff_layers: Optional[Sequence[int]] = None, **_) -> torch.Tensor:
         """(N, T) tokens -> (N,) yes logits, or (N, len(cutoff_layers)) layerwise ones."""
         lm = self._causal_lm()
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)  # (N,)
         last = last_token_index(attention_mask)  # (N,)
-        if cutoff_layers is not None and "cutoff_layers" in inspect.signature(lm.forward).parameters:
-            return self._own_layerwise_score(lm, input_ids, attention_mask, cutoff_layers, rows, last)
-        decoder = lm.base_model
-        if cutoff_layers is None:
-            hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-            return self._head_score(hidden[rows, last])  # (N,)
-        layers_name, norm = self._layers_and_norm(decoder)
-        layers = getattr(decoder, layers_name)
-        cutoff_layers = self._check_cutoffs(cutoff_layers, 1, len(layers))
-        kept = {}  # layer count -> (N, H) hidden state after it, at the scored position
-
-        def keep(count):
-            def hook(module, args, output):
-                kept[count] = (output[0] if isinstance(output, tuple) else output)[rows, last]
-            return hook
-
-        handles = [layers[c - 1].register_forward_hook(keep(c)) for c in set(cutoff_layers)]
-        setattr(decoder, layers_name, layers[: max(cutoff_layers)])  # stop after the deepest cutoff
-        try:
-            decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        finally:
-            setattr(decoder, layers_name, layers)
-            for handle in handles:
-                handle.remove()
-        return torch.stack([self._head_score(norm(kept[c])) for c in cutoff_layers], dim=1)  # (N, K)
-
-    def _own_layerwise_score(self, lm, input_ids, attention_mask, cutoff_layers, rows, last) -> torch.Tensor:
-        """Checkpoints with their own layerwise forward (bge-reranker-v2-minicpm-layerwise's remote code):
-        a one-logit head per layer, read at the last real token as FlagEmbedding does."""
-        config = lm.config
-        cutoff_layers = self._check_cutoffs(cutoff_layers, getattr(config, "start_layer", 1), config.num_hidden_layers)
-        out = lm(input_ids=input_ids, attention_mask=attention_mask, cutoff_layers=cutoff_layers, use_cache=False)
-        if any(logits.shape != input_ids.shape for logits in out.logits):
-            raise ValueError(f"{type(lm).__name__}: only one-logit layer heads (head_type 'simple') are supported")
-        return torch.stack([logits[rows, last] for logits in out.logits], dim=1)  # K x (N, T) -> (N, K)
+        if cutoff_layers is not None:
+            return layerwise_scores(lm, input_ids, attention_mask, cutoff_layers, rows, last, self._head_score)
+        hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return self._head_score(hidden[rows, last])  # (N,)
 
     def forward(self, **features) -> dict:
         """Tokenised pairs (or length-bucketed sub-batches of them) -> ``{"scores": (N,)}`` yes logits,
@@ -389,7 +270,8 @@ class LLMReranker(PairScorer):
         """Save the transformers checkpoint (plain ``from_pretrained`` loads it) and our settings."""
         self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
                                   merge_lora)
-        write_settings(output_dir, {"kind": "llm" if self.cutoff_layers is None else "llm-layerwise",
+        kind = kinds.get("llm_reranker" if self.cutoff_layers is None else "llm_layerwise")
+        write_settings(output_dir, {"kind": kind.saved,
                                     "score": self.score, "max_length": self.max_length,
                                     "query_max_length": self.query_max_length, "prompt": self.prompt,
                                     "query_instruction": self.query_instruction,

@@ -5,15 +5,8 @@ Each candidate passage is encoded by a frozen embedder (a :class:`BiEncoder`), m
 MLP projector into the LLM's input-embedding space and placed in the prompt as one token. The LLM
 then emits a permutation: at each step its last hidden state is scored against the projected
 passage embeddings of the passages not yet emitted (dot products: the passage tokens are both the
-input and the output vocabulary), and the chosen passage's embedding is the next input.
-
-Layout per ranking::
-
-    [bos] prompt-before{passages}  <p_1> sep <p_2> sep ... <p_n>  prompt-after  | <p_pi1> <p_pi2> ...
-
-With ``contextual=True`` (the contextual ListMLE of the paper's stage 2) each ``<p_i>`` is followed
-by its text (cut to ``context_max_len`` tokens). Step ``t``'s distribution is read from the hidden
-state at the last prompt position (t = 0) or at the input embedding of the t-th emitted passage.
+input and the output vocabulary), and the chosen passage's embedding is the next input. The prompt
+layout and the decoding rule are in :mod:`~rag_retrieval.models.pe_rank_tokens`.
 """
 
 from __future__ import annotations
@@ -25,45 +18,17 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from .. import kinds
+from ..prompts import PE_RANK_ALIGN_PROMPT, PE_RANK_PROMPT, bos_prefix, check_pe_rank_prompt
 from .bi_encoder import BiEncoder
 from .hub import resolve_model_path
-from .llm_reranker import bos_prefix
+from .pe_rank_tokens import (Projector, embed_segments, greedy_permutation, listwise_scores, pad_right, prompt_segments,
+                             step_logits, window_spans)
 from .weights import (load_auto_model, load_encoder_weights, load_kwargs, load_tokenizer, maybe_wrap_lora,
                       no_split_modules, read_settings, save_encoder, strip_prefix, unwrap_peft, write_settings)
 
-DEFAULT_PROMPT = ("I will give you {n} passages, each as one special token. Rank them by their relevance to the "
-                  "search query: {query}\nPassages: {passages}\nSearch query: {query}\nRank the {n} passages above "
-                  "by relevance to the search query, most relevant first.\nRanking:")
-ALIGN_PROMPT = "Passage token: {passage}\nPassage text:"
-PROJECTOR_FILE = "projector.pt"
 LLM_DIR, EMBEDDER_DIR = "llm", "embedder"
-
-
-class Projector(nn.Module):
-    """2-layer MLP from the embedder's space (D) to the LLM's input-embedding space (H).
-
-    >>> Projector(4, 8)(torch.zeros(3, 4)).shape
-    torch.Size([3, 8])
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: Optional[int] = None):
-        super().__init__()
-        hidden_dim = hidden_dim or out_dim
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
-        self.dims = (in_dim, hidden_dim, out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def state(self) -> dict:
-        """What ``projector.pt`` holds: the weights and the sizes (in, hidden, out)."""
-        return {**{k: v.detach().cpu() for k, v in self.state_dict().items()}, "dims": torch.tensor(self.dims)}
-
-    @staticmethod
-    def read(folder: str) -> tuple:
-        """``(sizes (in, hidden, out), weights)`` of the ``projector.pt`` in ``folder``."""
-        state = torch.load(os.path.join(folder, PROJECTOR_FILE), map_location="cpu", weights_only=True)
-        return tuple(state.pop("dims").tolist()), state
+NEW_PARTS = ("embedder", "projector_hidden")  # what only a new model takes (a saved one has both)
 
 
 class PERank(nn.Module):
@@ -79,6 +44,9 @@ class PERank(nn.Module):
         query_max_len: query tokens kept in the prompt.
         context_max_len: passage text tokens after each passage token in the contextual prompt.
         window_size / window_step: sliding window for more candidates than ``window_size``.
+        objectives: the loss parts :meth:`forward` computes outputs for (``align``, ``listmle``,
+            ``contextual_listmle``, ``kl``).
+        freeze_llm: the LLM (LoRA included) gets no gradient: stage 1, where only the projector learns.
 
     Example:
         >>> pe = PERank.from_parts("tiny-qwen2", "tiny-bert")
@@ -88,11 +56,11 @@ class PERank(nn.Module):
     """
 
     def __init__(self, llm: nn.Module, tokenizer, embedder: BiEncoder, projector: Projector,
-                 prompt: str = DEFAULT_PROMPT, separator: str = " ", align_prompt: str = ALIGN_PROMPT,
-                 query_max_len: int = 64, context_max_len: int = 64, window_size: int = 20, window_step: int = 10):
+                 prompt: str = PE_RANK_PROMPT, separator: str = " ", align_prompt: str = PE_RANK_ALIGN_PROMPT,
+                 query_max_len: int = 64, context_max_len: int = 64, window_size: int = 20, window_step: int = 10,
+                 objectives: tuple = ("listmle",), freeze_llm: bool = False):
         super().__init__()
-        if "{passages}" not in prompt:
-            raise ValueError(f"the PE-Rank prompt needs a {{passages}} placeholder; got {prompt!r}")
+        check_pe_rank_prompt(prompt)
         if not 0 < window_step <= window_size:
             raise ValueError(f"window_step must be in [1, window_size={window_size}], got {window_step}")
         self.llm = llm
@@ -108,51 +76,66 @@ class PERank(nn.Module):
         self.window_step = window_step
         for p in self.embedder.parameters():  # frozen, as in the paper: its space is what the projector reads
             p.requires_grad_(False)
+        if freeze_llm:  # stage 1 (alignment): only the projector learns
+            self.llm.requires_grad_(False)
         self.new_modules: tuple = ("projector",)
-        self.objectives: tuple = ("listmle",)
+        self.objectives: tuple = tuple(objectives)
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
-    def from_parts(cls, llm_name_or_path: str, embedder_name_or_path: str, dtype: Optional[str] = None,
-                   attn_implementation: Optional[str] = None, trust_remote_code: bool = False,
-                   lora: Optional[dict] = None, projector_hidden: Optional[int] = None, **settings) -> "PERank":
-        """A new PE-Rank model: an LLM and an embedder of their own, a fresh projector."""
-        path = resolve_model_path(llm_name_or_path)
-        llm, _ = load_auto_model(AutoModelForCausalLM, path, lambda base: load_kwargs(
-            dtype, attn_implementation, trust_remote_code, base), trainable=True)
-        tokenizer = load_tokenizer(path, trust_remote_code)
-        llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
-        embedder = BiEncoder.from_pretrained(embedder_name_or_path)
-        hidden = llm.get_input_embeddings().embedding_dim
-        projector = Projector(embedder.embedding_dim, hidden, projector_hidden)
-        return cls(llm, tokenizer, embedder, projector, **cls._given(settings))
+    def from_args(cls, section, data, objectives: Sequence[str]) -> "PERank":
+        """Build for one training stage from the ``model:`` section
+        (:class:`~rag_retrieval.config.PERankModelArgs`): continue from a PE-Rank folder (stage 2
+        after stage 1) or join an LLM and an embedder. ``objectives`` are the ``loss.name`` parts;
+        the section decides whether the LLM is frozen for them. Settings left None keep a continued
+        model's saved ones (or the defaults)."""
+        kwargs = {**section.pretrained_kwargs(), "freeze_llm": section.frozen_llm(objectives),
+                  "objectives": tuple(objectives), "query_max_len": data.query_max_len}
+        if section.continues:  # its embedder and projector are saved
+            return cls.from_pretrained(trainable=True, **{k: v for k, v in kwargs.items() if k not in NEW_PARTS})
+        return cls.from_parts(**kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str, lora: Optional[dict] = None, dtype: Optional[str] = None,
-                        trainable: bool = False, **overrides) -> "PERank":
+    def from_parts(cls, model_name_or_path: str, embedder: str, dtype: Optional[str] = None,
+                   attn_implementation: Optional[str] = None, trust_remote_code: bool = False,
+                   config_overrides: Optional[dict] = None, lora: Optional[dict] = None,
+                   projector_hidden: Optional[int] = None, **settings) -> "PERank":
+        """A new PE-Rank model: an LLM and an embedder of their own, a fresh projector; ``settings``
+        are constructor arguments (``objectives``, ``freeze_llm``, the prompt and window ones), None
+        keeping the default."""
+        path = resolve_model_path(model_name_or_path)
+        llm, _ = load_auto_model(AutoModelForCausalLM, path, lambda base: load_kwargs(
+            dtype, attn_implementation, trust_remote_code, base, config_overrides), trainable=True)
+        tokenizer = load_tokenizer(path, trust_remote_code)
+        llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
+        embedder = BiEncoder.from_pretrained(embedder)
+        hidden = llm.get_input_embeddings().embedding_dim
+        projector = Projector(embedder.embedding_dim, hidden, projector_hidden)
+        return cls(llm, tokenizer, embedder, projector, **_given(settings))
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, lora: Optional[dict] = None, dtype: Optional[str] = None,
+                        attn_implementation: Optional[str] = None, trust_remote_code: bool = False,
+                        config_overrides: Optional[dict] = None, trainable: bool = False, **overrides) -> "PERank":
         """Load a folder saved by :meth:`save_pretrained` (``llm/``, ``embedder/``, ``projector.pt``);
-        settings left None keep the saved ones; ``trainable``: a saved LoRA adapter keeps learning."""
-        path = resolve_model_path(path)
+        settings left None keep the saved ones; ``objectives`` and ``freeze_llm`` (not saved: each
+        run chooses them) pass to the constructor; ``trainable``: a saved LoRA adapter keeps learning."""
+        path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
-        if saved.get("kind") != "pe-rank":
+        if saved.get("kind") != kinds.get("pe_rank").saved:
             raise ValueError(f"{path} is not a PE-Rank folder (rag_retrieval.json kind 'pe-rank'); build a new "
                              f"model with PERank.from_parts(llm, embedder)")
         llm_path = os.path.join(path, LLM_DIR)
-        llm, _ = load_auto_model(AutoModelForCausalLM, llm_path, lambda base: load_kwargs(dtype, path=base),
-                                 trainable=trainable)
-        tokenizer = load_tokenizer(llm_path)
+        llm, _ = load_auto_model(AutoModelForCausalLM, llm_path, lambda base: load_kwargs(
+            dtype, attn_implementation, trust_remote_code, base, config_overrides), trainable=trainable)
+        tokenizer = load_tokenizer(llm_path, trust_remote_code)
         llm = maybe_wrap_lora(llm, lora, task_type="CAUSAL_LM")
         embedder = BiEncoder.from_pretrained(os.path.join(path, EMBEDDER_DIR))
-        (in_dim, hidden_dim, out_dim), state = Projector.read(path)
-        projector = Projector(in_dim, out_dim, hidden_dim)
-        projector.load_state_dict(state)
+        projector = Projector.load(path)
         keys = ("prompt", "separator", "align_prompt", "query_max_len", "context_max_len", "window_size", "window_step")
         settings = {k: overrides.get(k) if overrides.get(k) is not None else saved[k] for k in keys}
-        return cls(llm, tokenizer, embedder, projector, **settings)
-
-    @staticmethod
-    def _given(settings: dict) -> dict:
-        return {k: v for k, v in settings.items() if v is not None}
+        run = _given({k: overrides.get(k) for k in ("objectives", "freeze_llm")})
+        return cls(llm, tokenizer, embedder, projector, **settings, **run)
 
     @property
     def config(self):
@@ -171,18 +154,6 @@ class PERank(nn.Module):
     def _decoder(self) -> nn.Module:
         return unwrap_peft(self.llm).base_model
 
-    @staticmethod
-    def _pad_right(rows: list) -> tuple:
-        """(T_i, H) rows -> (B, T, H) embeddings and (B, T) attention mask, right-padded: real tokens
-        keep positions 0..T_i-1."""
-        length = max(r.shape[0] for r in rows)
-        embeds = rows[0].new_zeros(len(rows), length, rows[0].shape[1])
-        mask = torch.zeros(len(rows), length, dtype=torch.long, device=rows[0].device)
-        for b, r in enumerate(rows):
-            embeds[b, : r.shape[0]] = r
-            mask[b, : r.shape[0]] = 1
-        return embeds, mask
-
     def passage_tokens(self, passages: Sequence[str]) -> torch.Tensor:
         """(n, H) projected passage embeddings: the passages' tokens (the embedder gets no gradient)."""
         reps = self.embedder.encode_passages(list(passages), batch_size=64).clone()  # (n, D); clone: a normal tensor
@@ -191,33 +162,17 @@ class PERank(nn.Module):
         return self.projector(reps.to(device)).to(dtype)  # (n, H)
 
     def _segments(self, query: str, passages: Sequence[str], contextual: bool) -> list:
-        """The prompt as segments: ("ids", [token ids]) or ("slot", passage index)."""
-        q_ids = self._ids(query)[: self.query_max_len]
-        q_text = self.tokenizer.decode(q_ids)
+        """The ranking prompt as :func:`prompt_segments`: the query cut to ``query_max_len`` tokens,
+        each passage's text cut to ``context_max_len`` when ``contextual``."""
+        q_text = self.tokenizer.decode(self._ids(query)[: self.query_max_len])
         before, after = self.prompt.split("{passages}", 1)
         fill = {"query": q_text, "n": len(passages)}
-        segments = [("ids", bos_prefix(self.tokenizer) + self._ids(before.format(**fill)))]
-        sep = self._ids(self.separator)
-        for i, text in enumerate(passages):
-            if i:
-                segments.append(("ids", sep))
-            segments.append(("slot", i))
-            if contextual:
-                segments.append(("ids", self._ids(" " + text)[: self.context_max_len]))
-        segments.append(("ids", self._ids(after.format(**fill))))
-        return segments
+        texts = [self._ids(" " + text)[: self.context_max_len] for text in passages] if contextual else None
+        return prompt_segments(bos_prefix(self.tokenizer) + self._ids(before.format(**fill)),
+                               self._ids(after.format(**fill)), self._ids(self.separator), len(passages), texts)
 
     def _embed(self, segments: list, tokens: torch.Tensor) -> torch.Tensor:
-        """(T, H) input embeddings of ``segments``, passage slots filled from ``tokens`` (n, H)."""
-        table = self.llm.get_input_embeddings()
-        device = tokens.device
-        parts = []
-        for kind, value in segments:
-            if kind == "slot":
-                parts.append(tokens[value : value + 1])
-            elif value:
-                parts.append(table(torch.tensor(value, device=device)))
-        return torch.cat(parts)  # (T, H)
+        return embed_segments(self.llm.get_input_embeddings(), segments, tokens)  # (T, H)
 
     # ---- training ------------------------------------------------------------------------
     def rank_logits(self, queries: Sequence[str], passages: Sequence[Sequence[str]], orders: torch.Tensor,
@@ -232,7 +187,6 @@ class PERank(nn.Module):
             (step_logits (B, N, N), valid (B, N) bool): ``step_logits[b, t, j]`` is the logit of
             passage j at step t, the hidden state after emitting ``orders[b, :t]``.
         """
-        n_max = orders.shape[1]
         device = next(self.projector.parameters()).device
         rows, starts, tokens_of = [], [], []
         for b, (query, cands) in enumerate(zip(queries, passages)):
@@ -242,16 +196,9 @@ class PERank(nn.Module):
             rows.append(torch.cat([prompt, emitted]))
             starts.append(prompt.shape[0] - 1)  # step 0 reads the last prompt position
             tokens_of.append(tokens)
-        embeds, mask = self._pad_right(rows)
+        embeds, mask = pad_right(rows)
         hidden = self._decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state
-        logits = hidden.new_full((len(rows), n_max, n_max), 0.0)
-        valid = torch.zeros(len(rows), n_max, dtype=torch.bool, device=device)
-        for b, tokens in enumerate(tokens_of):
-            n = tokens.shape[0]
-            steps = hidden[b, starts[b] : starts[b] + n]  # (n, H) step t's state
-            logits[b, :n, :n] = steps @ tokens.T  # (n, n)
-            valid[b, :n] = True
-        return logits, valid
+        return step_logits(hidden, starts, tokens_of, orders.shape[1])
 
     def align_logits(self, passages: Sequence[str]) -> tuple:
         """Stage 1 (alignment): next-token logits of each passage's text given only its passage
@@ -267,7 +214,7 @@ class PERank(nn.Module):
                         ("ids", self._ids(after) + target)]
             rows.append(self._embed(segments, tokens))
             targets.append(target)
-        embeds, mask = self._pad_right(rows)
+        embeds, mask = pad_right(rows)
         labels = torch.full(mask.shape, -100, dtype=torch.long, device=device)
         for b, (r, target) in enumerate(zip(rows, targets)):
             labels[b, r.shape[0] - len(target) : r.shape[0]] = torch.tensor(target, device=device)
@@ -308,51 +255,24 @@ class PERank(nn.Module):
         if len(passages) <= 1:
             return order
         tokens = self.passage_tokens(passages)  # (n, H), embedded once for every window
-        end = len(order)
-        while True:
-            start = max(0, end - self.window_size)
+        for start, end in window_spans(len(order), self.window_size, self.window_step):
             window = order[start:end]
             ranked = self._decode(query, [passages[i] for i in window], tokens[window])
             order[start:end] = [window[i] for i in ranked]
-            if start == 0:
-                return order
-            end -= self.window_step
+        return order
 
     def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False) -> list:
-        """Listwise scores for (query, passage) pairs: each run of consecutive pairs of one query is
-        ranked together (:meth:`rank`) and scores ``n - rank`` (sigmoid when ``normalize``), so
+        """Listwise scores for (query, passage) pairs (:func:`listwise_scores` of :meth:`rank`), so
         pointwise evaluators and scripts can use the model as they are."""
-        groups = []  # consecutive pairs of one query form one list (two lists of the same query stay apart)
-        for i, (query, _) in enumerate(pairs):
-            if groups and groups[-1][0] == query:
-                groups[-1][1].append(i)
-            else:
-                groups.append((query, [i]))
-        scores = [0.0] * len(pairs)
-        for query, idx in groups:
-            order = self.rank(query, [pairs[i][1] for i in idx])
-            for rank, j in enumerate(order):
-                scores[idx[j]] = float(len(order) - rank)
+        scores = listwise_scores(pairs, self.rank)
         return torch.sigmoid(torch.tensor(scores)).tolist() if normalize and scores else scores
 
     def _decode(self, query: str, passages: list, tokens: torch.Tensor) -> list:
-        """Greedy permutation of one window: at each step the best passage not emitted yet."""
+        """Greedy permutation of one window (:func:`greedy_permutation`), in eval mode."""
         was_training = self.training
         self.eval()
-        decoder = self._decoder()
         embeds = self._embed(self._segments(query, passages, contextual=False), tokens).unsqueeze(0)  # (1, L, H)
-        out = decoder(inputs_embeds=embeds, use_cache=True)
-        state, cache = out.last_hidden_state[0, -1], out.past_key_values  # (H,)
-        left = torch.ones(len(passages), dtype=torch.bool, device=tokens.device)
-        ranked = []
-        for step in range(len(passages)):
-            logits = (tokens @ state).float().masked_fill(~left, float("-inf"))  # (n,) only passages not emitted
-            choice = int(logits.argmax())
-            ranked.append(choice)
-            left[choice] = False
-            if step < len(passages) - 1:
-                out = decoder(inputs_embeds=tokens[choice].view(1, 1, -1), past_key_values=cache, use_cache=True)
-                state, cache = out.last_hidden_state[0, -1], out.past_key_values
+        ranked = greedy_permutation(self._decoder(), embeds, tokens)
         self.train(was_training)
         return ranked
 
@@ -364,8 +284,8 @@ class PERank(nn.Module):
         self.llm = save_encoder(self.llm, self.tokenizer, os.path.join(output_dir, LLM_DIR),
                                 strip_prefix(state_dict, "llm."), merge_lora)
         self.embedder.save_pretrained(os.path.join(output_dir, EMBEDDER_DIR))
-        torch.save(self.projector.state(), os.path.join(output_dir, PROJECTOR_FILE))
-        write_settings(output_dir, {"kind": "pe-rank", "prompt": self.prompt, "separator": self.separator,
+        self.projector.save(output_dir)
+        write_settings(output_dir, {"kind": kinds.get("pe_rank").saved, "prompt": self.prompt, "separator": self.separator,
                                     "align_prompt": self.align_prompt, "query_max_len": self.query_max_len,
                                     "context_max_len": self.context_max_len, "window_size": self.window_size,
                                     "window_step": self.window_step})
@@ -374,3 +294,7 @@ class PERank(nn.Module):
         """Load the projector and LLM weights saved by :meth:`save_pretrained` (resume)."""
         load_encoder_weights(self.llm, os.path.join(checkpoint_dir, LLM_DIR))
         self.projector.load_state_dict(Projector.read(checkpoint_dir)[1])
+
+
+def _given(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if v is not None}

@@ -13,17 +13,10 @@ from typing import Optional
 
 from torch import nn
 
+from ..errors import ConfigError
+from ..kinds import SETTINGS_FILE, read_settings  # noqa: F401  (the models read their settings from here)
+
 ADAPTER_FILE = "adapter_model.safetensors"
-SETTINGS_FILE = "rag_retrieval.json"  # our settings beside the weights: {"kind": ..., lengths, prompts, ...}
-
-
-def read_settings(folder: str) -> dict:
-    """The ``rag_retrieval.json`` settings of a local model folder; {} when there are none."""
-    path = os.path.join(folder, SETTINGS_FILE)
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
 
 
 def write_settings(folder: str, settings: dict) -> None:
@@ -57,15 +50,13 @@ def load_kwargs(dtype: Optional[str] = None, attn_implementation: Optional[str] 
 
     ``config_overrides`` (``model.config_overrides``) replace fields of the checkpoint's config read
     from ``path``, e.g. ``{"hidden_dropout_prob": 0.0}``; a name the config does not have is a
-    :class:`~rag_retrieval.config.ConfigError` (raised before any weight is read).
+    :class:`~rag_retrieval.errors.ConfigError` (raised before any weight is read).
 
     >>> load_kwargs("bfloat16")["dtype"]
     torch.bfloat16
     """
     if config_overrides:
         from transformers import AutoConfig
-
-        from ..config import ConfigError
 
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
         for key, value in config_overrides.items():

@@ -5,28 +5,27 @@
 
 from __future__ import annotations
 
-from ..config import RANKING_LOSSES, load_config
+from ..config import load_config
 from ..data import PairCollator, build_grouped_dataset
-from ..losses import LISTWISE, build_ranking_loss
+from ..losses import build_ranking_loss
 from ..models import CrossEncoder
-from .args import resolve_resume
-from .common import check_ranking_setup, init_run, load_data, run_main, train_and_report
+from .args import RetrievalTrainingArguments
+from .preflight import preflight
+from .run import init_run, run_main, train_and_report
 from .trainer import RetrievalTrainer
 
 
 def main(argv=None) -> dict:
-    cfg = load_config(argv, loss_choices=RANKING_LOSSES)
-    check_ranking_setup(cfg, LISTWISE)
+    cfg = load_config(argv, "reranker", RetrievalTrainingArguments)
+    ready = preflight(cfg)  # every check that needs no weights, and the data
     init_run(cfg)
-    resume = resolve_resume(cfg.train)
-    examples, evaluator = load_data(cfg)  # checked before any model loads
 
-    model = CrossEncoder.from_args(cfg.model, max_length=cfg.data.passage_max_len)
-    dataset = build_grouped_dataset(examples, cfg.data, cfg.train)
+    model = CrossEncoder.from_args(cfg.model, cfg.data)
+    dataset = build_grouped_dataset(ready.examples, cfg.data, cfg.train)
     collator = PairCollator(model.tokenize, length_buckets=cfg.data.length_buckets)
     trainer = RetrievalTrainer(model=model, args=cfg.train, train_dataset=dataset, data_collator=collator,
-                               loss_fn=build_ranking_loss(cfg.loss), evaluator=evaluator)
-    return train_and_report(cfg, trainer, model, evaluator, resume)
+                               loss_fn=build_ranking_loss(cfg.loss), evaluator=ready.evaluator)
+    return train_and_report(cfg, trainer, model, ready)
 
 
 if __name__ == "__main__":

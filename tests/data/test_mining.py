@@ -7,7 +7,7 @@ import pytest
 
 from rag_retrieval.cli import main as cli
 from rag_retrieval.data.io import iter_jsonl
-from rag_retrieval.data.mining import mine_file, read_corpus
+from rag_retrieval.data.mining import MineOptions, mine_file, read_corpus
 from rag_retrieval.data.tools import InputError
 
 from .test_tools import cli_rc, write
@@ -43,8 +43,8 @@ def records(path):
 
 def test_bm25_mines_ranked_non_positive_negatives(tmp_path):
     pairs, out = write(tmp_path / "pairs.jsonl", PAIRS), str(tmp_path / "mined.jsonl")
-    stats = mine_file(pairs, "pos_neg", out, corpus_file(tmp_path), method="bm25", negatives=2, rank_range=(1, 5),
-                      margin=None, show_progress=False)
+    stats = mine_file(pairs, "pos_neg", out, MineOptions(corpus=corpus_file(tmp_path), method="bm25", negatives=2,
+                                                         rank_range=(1, 5), margin=None, show_progress=False))
     mined = records(out)
     assert [r["query"] for r in mined] == [p["query"] for p in PAIRS]
     browser = mined[0]
@@ -60,8 +60,8 @@ def test_bm25_mines_ranked_non_positive_negatives(tmp_path):
 
 def test_rank_range_skips_the_hardest(tmp_path):
     pairs, out = write(tmp_path / "pairs.jsonl", PAIRS[:1]), str(tmp_path / "mined.jsonl")
-    mine_file(pairs, "pos_neg", out, corpus_file(tmp_path), method="bm25", negatives=5, rank_range=(2, 2),
-              margin=None, show_progress=False)
+    mine_file(pairs, "pos_neg", out, MineOptions(corpus=corpus_file(tmp_path), method="bm25", negatives=5,
+                                                 rank_range=(2, 2), margin=None, show_progress=False))
     assert records(out)[0]["neg"] == [CORPUS[2]]  # rank 2 only
 
 
@@ -70,17 +70,18 @@ def test_false_negative_filter_drops_candidates_scoring_like_the_positive(tmp_pa
     texts = CORPUS[:10] + ["Firefox is an open source web browser."]
     pairs = write(tmp_path / "pairs.jsonl", [{"query": "firefox open source web browser", "pos": [CORPUS[1]]}])
     out_all, out_kept = str(tmp_path / "all.jsonl"), str(tmp_path / "kept.jsonl")
-    mine_file(pairs, "pos_neg", out_all, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3),
-              show_progress=False)  # no filter by default
-    stats = mine_file(pairs, "pos_neg", out_kept, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3),
-                      margin=0.0, show_progress=False)
+    mine_file(pairs, "pos_neg", out_all, MineOptions(corpus=corpus_file(tmp_path, texts), negatives=3,
+                                                     rank_range=(1, 3), show_progress=False))  # no filter by default
+    stats = mine_file(pairs, "pos_neg", out_kept, MineOptions(corpus=corpus_file(tmp_path, texts), negatives=3,
+                                                              rank_range=(1, 3), margin=0.0, show_progress=False))
     above = {CORPUS[0], texts[10]}  # both name firefox: they outscore the positive (Chromium)
     assert above <= set(records(out_all)[0]["neg"])
     assert not above & set(records(out_kept)[0]["neg"])
     assert stats.dropped_as_false_negative == 2
     rel = str(tmp_path / "rel.jsonl")
-    stats = mine_file(pairs, "pos_neg", rel, corpus_file(tmp_path, texts), negatives=3, rank_range=(1, 3),
-                      relative_margin=0.5, show_progress=False)  # also drops what scores above half the positive
+    # the relative margin also drops what scores above half the positive
+    stats = mine_file(pairs, "pos_neg", rel, MineOptions(corpus=corpus_file(tmp_path, texts), negatives=3,
+                                                         rank_range=(1, 3), relative_margin=0.5, show_progress=False))
     assert stats.dropped_as_false_negative >= 2 and not above & set(records(rel)[0]["neg"])
 
 
@@ -91,8 +92,9 @@ def test_dense_mining_with_minilm_torch_and_faiss_agree(tmp_path):
         if index == "faiss":
             pytest.importorskip("faiss")
         outs[index] = str(tmp_path / f"{index}.jsonl")
-        stats = mine_file(pairs, "pos_neg", outs[index], corpus, method="dense", model="minilm", negatives=2,
-                          rank_range=(1, 4), index=index, show_progress=False)
+        stats = mine_file(pairs, "pos_neg", outs[index], MineOptions(corpus=corpus, method="dense", model="minilm",
+                                                                     negatives=2, rank_range=(1, 4), index=index,
+                                                                     show_progress=False))
         assert stats.positive_mrr_at_10 >= 0.75  # zero-shot MiniLM: Emacs and Vim are close
     assert records(outs["torch"]) == records(outs["faiss"])
     mined = records(outs["torch"])
@@ -104,13 +106,15 @@ def test_dense_mining_with_minilm_torch_and_faiss_agree(tmp_path):
 def test_fused_and_random_methods(tmp_path):
     pairs, corpus = write(tmp_path / "pairs.jsonl", PAIRS), corpus_file(tmp_path)
     fused = str(tmp_path / "fused.jsonl")
-    stats = mine_file(pairs, "pos_neg", fused, corpus, method="bm25+dense", negatives=2, rank_range=(1, 4),
-                      margin=0.0, show_progress=False)  # filtered by both methods' scores
+    stats = mine_file(pairs, "pos_neg", fused, MineOptions(corpus=corpus, method="bm25+dense", negatives=2,
+                                                           rank_range=(1, 4), margin=0.0, show_progress=False))
+    # filtered by both methods' scores
     assert records(fused)[0]["neg"][0] in (CORPUS[1], CORPUS[2]) and stats.positive_mrr_at_10 >= 0.75
     runs = []
     for name in ("r1", "r2"):
         out = str(tmp_path / f"{name}.jsonl")
-        stats = mine_file(pairs, "pos_neg", out, corpus, method="random", negatives=3, seed=7, show_progress=False)
+        stats = mine_file(pairs, "pos_neg", out, MineOptions(corpus=corpus, method="random", negatives=3, seed=7,
+                                                             show_progress=False))
         runs.append(records(out))
     assert runs[0] == runs[1]  # seeded
     assert stats.negatives_per_query == {"min": 3, "mean": 3.0, "max": 3}
@@ -124,8 +128,8 @@ def test_exclude_keeps_eval_positives_out_and_other_formats_read(tmp_path):
                                                                                           "label": 0}]}])
     held = write(tmp_path / "eval.jsonl", [{"query": "text mode browser", "pos": [CORPUS[2]]}])
     out = str(tmp_path / "mined.jsonl")
-    stats = mine_file(hits, "hits", out, corpus_file(tmp_path), negatives=5, rank_range=(1, 10), exclude=held,
-                      margin=None, show_progress=False)
+    stats = mine_file(hits, "hits", out, MineOptions(corpus=corpus_file(tmp_path), negatives=5, rank_range=(1, 10),
+                                                     exclude=held, margin=None, show_progress=False))
     assert CORPUS[2] not in records(out)[0]["neg"] and stats.excluded_passages == 1
     assert records(out)[0]["pos"] == [CORPUS[0]]
 
@@ -135,8 +139,8 @@ def test_an_excluded_text_that_is_also_a_train_positive_is_no_other_querys_negat
                                              {"query": "open source web browser", "pos": [CORPUS[0]]}])
     held = write(tmp_path / "eval.jsonl", [{"query": "lynx", "pos": [CORPUS[2]]}])
     out = str(tmp_path / "mined.jsonl")
-    mine_file(pairs, "pos_neg", out, corpus_file(tmp_path), negatives=9, rank_range=(1, 20), exclude=held,
-              show_progress=False)
+    mine_file(pairs, "pos_neg", out, MineOptions(corpus=corpus_file(tmp_path), negatives=9, rank_range=(1, 20),
+                                                 exclude=held, show_progress=False))
     mined = records(out)
     assert mined[0]["pos"] == [CORPUS[2]]  # still the positive of its own query
     assert CORPUS[2] not in mined[1]["neg"]  # but never mined for another one
@@ -147,13 +151,13 @@ def test_bad_input_fails_with_file_line_and_writes_nothing(tmp_path, capsys):
     bad_corpus = write(tmp_path / "c.jsonl", [{"text": "ok"}, {"id": 1}, b"\xff", {"text": ""}])
     out = str(tmp_path / "mined.jsonl")
     with pytest.raises(InputError) as err:
-        mine_file(pairs, "pos_neg", out, bad_corpus, show_progress=False)
+        mine_file(pairs, "pos_neg", out, MineOptions(corpus=bad_corpus, show_progress=False))
     assert f"{bad_corpus}:2: text: missing" in str(err.value)
     assert f"{bad_corpus}:3: line: not valid UTF-8" in str(err.value)
     assert f"{bad_corpus}:4: text: expected a non-empty string" in str(err.value)
     bad_pairs = write(tmp_path / "bad.jsonl", [PAIRS[0], {"query": "q"}])
     with pytest.raises(InputError, match=f"{bad_pairs}:2: pos: missing"):
-        mine_file(bad_pairs, "pos_neg", out, show_progress=False)
+        mine_file(bad_pairs, "pos_neg", out, MineOptions(show_progress=False))
     assert not os.path.exists(out)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
     assert cli_rc(["mine", pairs, out, "--format", "pos_neg", "--range", "5-2"]) == \

@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFa
 from rag_retrieval import Reranker
 from rag_retrieval.infer import LLMRanker, token_windows
 from rag_retrieval.models import LLMReranker
-from rag_retrieval.models.hub import _tiny_bpe_tokenizer
+from rag_retrieval.models.testing import tiny_bpe_tokenizer
 
 MAX_LENGTH = 24
 PAIRS = [("what is a web browser", "Firefox is a free and open source web browser."),
@@ -28,7 +28,7 @@ TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atten
 
 def save_tiny_decoder(path, arch, padding_side, **config):
     """A 2-layer, hidden-32 random causal LM of ``arch`` with the tiny BPE tokenizer."""
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_tiny_bpe_tokenizer(), padding_side=padding_side,
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tiny_bpe_tokenizer(), padding_side=padding_side,
                                         **SPECIAL[arch])
     config = AutoConfig.for_model(arch, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
@@ -226,7 +226,7 @@ def tiny_minicpm_layerwise(tmp_path_factory):
         code = code.replace(old, new)
     (path / "modeling_minicpm_reranker.py").write_text(code)
     shutil.copy(os.path.join(source, "configuration_minicpm_reranker.py"), path)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_tiny_bpe_tokenizer(), padding_side="left", **SPECIAL["llama"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tiny_bpe_tokenizer(), padding_side="left", **SPECIAL["llama"])
     config = {"architectures": ["LayerWiseMiniCPMForCausalLM"], "model_type": "minicpm", "vocab_size": len(tokenizer),
               "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
               "max_position_embeddings": 1024, "start_layer": 1, "head_multi": True, "head_type": "simple",

@@ -30,7 +30,7 @@ def test_type_is_detected_and_scores_equal_training_code(saved_minilm_reranker):
 
 
 def test_unknown_type_lists_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="model_type='bm25' is not valid; choose one of: cross-encoder"):
+    with pytest.raises(ValueError, match="model_type='bm25' is not valid; choose one of: colbert, cross-encoder"):
         Reranker("tiny-bert", model_type="bm25")
     with pytest.raises(ValueError, match="cannot tell the model type"):
         Reranker(str(tmp_path))

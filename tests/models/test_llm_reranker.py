@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from rag_retrieval.models import LLMReranker
-from rag_retrieval.models.llm_reranker import chat_prompt_template
+from rag_retrieval.prompts import chat_prompt_template
 from tests.infer.test_llm_rankers import MAX_LENGTH, PAIRS, tiny  # noqa: F401  (fixture)
 
 QUERIES, DOCS = [q for q, _ in PAIRS], [d for _, d in PAIRS]

@@ -135,3 +135,15 @@ def test_reranker_api_serves_pe_rank(pe, tmp_path):
     assert Reranker(str(tmp_path), window_size=3, window_step=1).model.window_size == 3
     with pytest.raises(ValueError, match="long_doc must be 'truncate'"):
         ranker.rerank("q", ["a"], long_doc="max_chunk")
+
+
+def test_objectives_and_freeze_llm_are_constructor_settings(pe, tmp_path):
+    new = PERank.from_parts("tiny-qwen2", "tiny-bert", objectives=["align"], freeze_llm=True)
+    assert new.objectives == ("align",)
+    assert not any(p.requires_grad for p in new.llm.parameters())
+    assert all(p.requires_grad for p in new.projector.parameters())
+    pe.save_pretrained(str(tmp_path))
+    assert PERank.from_pretrained(str(tmp_path)).objectives == ("listmle",)  # a run's choice, not saved
+    loaded = PERank.from_pretrained(str(tmp_path), objectives=("listmle", "kl"), freeze_llm=True)
+    assert loaded.objectives == ("listmle", "kl") and not any(p.requires_grad for p in loaded.llm.parameters())
+    assert "align_logits" in new(["q"], [PASSAGES[:2]], torch.tensor([[0, 1]]))

@@ -34,7 +34,7 @@ def training_path_scores(folder, pairs, cutoff_layers=None):
 
 @pytest.mark.parametrize("mode", ["yes_token", "head", "yes_no", "layerwise", "template"])
 def test_trained_model_serves_with_the_training_scores(tmp_path, mode):
-    extra = {"yes_token": [], "head": ["model.llm_score=head", "train.head_learning_rate=1e-2"],
+    extra = {"yes_token": [], "head": ["model.score=head", "train.head_learning_rate=1e-2"],
              "yes_no": ["model.no_token=No"], "layerwise": ["model.cutoff_layers=[1,2]"],
              "template": ["model.prompt_template='Q: {query} D: {passage} Relevant:'"]}[mode]
     results = main(tiny_args(tmp_path, "eval.before_training=false", *extra, config=CFG))
@@ -74,7 +74,7 @@ def test_layerwise_training_logs_a_loss_per_layer(tmp_path):
 @pytest.mark.parametrize("score", ["yes_token", "head"])
 def test_lora_train_merge_load_gives_the_adapters_scores(tmp_path, score):
     adapter, merged = tmp_path / "adapter", tmp_path / "merged"
-    main(tiny_args(adapter, "model.use_lora=true", "model.merge_lora=false", f"model.llm_score={score}",
+    main(tiny_args(adapter, "model.use_lora=true", "model.merge_lora=false", f"model.score={score}",
                    "model.lora_r=4", "model.lora_alpha=8", "train.learning_rate=5e-3", "eval.before_training=false",
                    config=CFG))
     assert (adapter / "adapter_model.safetensors").exists() and not (adapter / "model.safetensors").exists()
@@ -95,7 +95,7 @@ def test_lora_train_merge_load_gives_the_adapters_scores(tmp_path, score):
 
 
 def test_continuing_keeps_the_saved_scoring_and_trains_a_saved_adapter(tmp_path):
-    main(tiny_args(tmp_path / "head", "model.llm_score=head", "model.no_token=No", "eval.before_training=false",
+    main(tiny_args(tmp_path / "head", "model.score=head", "model.no_token=No", "eval.before_training=false",
                    config=CFG))
     main(tiny_args(tmp_path / "again", f"model.model_name_or_path={tmp_path / 'head'}", "eval.before_training=false",
                    config=CFG))  # no scoring keys given: the saved ones hold
@@ -121,8 +121,8 @@ def test_merged_lora_on_save_and_full_fine_tuning(tmp_path):
 
 
 def test_config_errors_before_any_model_loads(tmp_path):
-    with pytest.raises(ConfigError, match="model.llm_score='logit' is not valid; choose one of: yes_token, head"):
-        main(tiny_args(tmp_path, "model.llm_score=logit", "model.model_name_or_path=/nonexistent", config=CFG))
+    with pytest.raises(ConfigError, match="model.score='logit' is not valid; choose one of: yes_token, head"):
+        main(tiny_args(tmp_path, "model.score=logit", "model.model_name_or_path=/nonexistent", config=CFG))
     with pytest.raises(ConfigError, match=r"prompt_template must hold \{query\} once"):
         main(tiny_args(tmp_path, "model.prompt_template=no placeholders", config=CFG))
     with pytest.raises(ConfigError, match="cutoff_layers must be a list of layer counts"):

@@ -92,7 +92,10 @@ def test_head_learning_rate_applies_to_the_new_head_only(tmp_path):
     from rag_retrieval.config import load_config
     from rag_retrieval.train.trainer import RetrievalTrainer
 
-    cfg = load_config(tiny_args(tmp_path, "train.head_learning_rate=0.05", config=CFG), loss_choices=("listwise_ce",))
+    from rag_retrieval.train.args import RetrievalTrainingArguments
+
+    cfg = load_config(tiny_args(tmp_path, "train.head_learning_rate=0.05", config=CFG), "reranker",
+                      RetrievalTrainingArguments)
     fresh = CrossEncoder.from_pretrained("tiny-bert")
     assert fresh.new_modules == ("classifier",)
     trainer = RetrievalTrainer(model=fresh, args=cfg.train, loss_fn=lambda **kw: 0)

@@ -1,0 +1,117 @@
+"""The ``data:``, ``loss:`` and ``eval:`` sections, and the Trainer defaults of ``train:``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from ..errors import ConfigError
+
+DATA_FORMATS = ("pos_neg", "hits", "pointwise")
+
+
+def check_choice(section: str, key: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``, listing them."""
+    if value not in choices:
+        raise ConfigError(f"{section}.{key}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+@dataclass
+class DataArgs:
+    """``data:`` section: where the examples are, their format, and how they are grouped."""
+
+    train_path: Optional[Any] = None  # a JSONL file, or a list of them
+    format: str = "pos_neg"
+    group_size: int = 8  # 1 positive + group_size-1 negatives per query
+    query_max_len: int = 64
+    passage_max_len: int = 256
+    length_buckets: int = 1  # split each batch into N sub-batches of similar length (less padding, same loss)
+    skip_bad_lines: bool = False  # report and skip malformed records instead of failing
+    max_examples: Optional[int] = None  # use only the first N records (quick runs)
+    dataloader_seed: Optional[int] = None  # defaults to train.seed
+
+    def __post_init__(self):
+        check_choice("data", "format", self.format, DATA_FORMATS)
+        if self.group_size < 1:
+            raise ConfigError(f"data.group_size must be >= 1, got {self.group_size}")
+        if self.length_buckets < 1:
+            raise ConfigError(f"data.length_buckets must be >= 1, got {self.length_buckets}")
+        for key in ("query_max_len", "passage_max_len"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"data.{key} must be >= 1, got {getattr(self, key)}")
+
+    @property
+    def train_files(self) -> list:
+        if self.train_path is None:
+            return []
+        return [self.train_path] if isinstance(self.train_path, str) else list(self.train_path)
+
+
+@dataclass
+class LossArgs:
+    """``loss:`` section: what to optimise."""
+
+    name: Optional[str] = None  # one loss, or several joined with '+' (summed, each logged); None: the kind's default
+    temperature: Optional[float] = None  # student score temperature; None: 0.02 (embedding), 1.0 (rerankers)
+    cross_device_negatives: bool = True  # gather passages from every process as extra negatives
+    in_batch_negatives: bool = True  # False: each query sees only its own group
+    matryoshka_dims: Optional[list] = None  # e.g. [384, 256, 128]; None = no Matryoshka
+    matryoshka_weights: Optional[list] = None  # one per dim; default all 1
+    teacher_temperature: float = 1.0  # teacher scores are divided by this before the softmax
+    kl_weight: float = 1.0  # weight of kl_distill in infonce+kl_distill (and of kl in PE-Rank's sum)
+    weights: Optional[dict] = None  # PE-Rank: a weight per part, e.g. {contextual_listmle: 1.0, kl: 0.2}
+
+    def __post_init__(self):
+        if (self.temperature is not None and self.temperature <= 0) or self.teacher_temperature <= 0:
+            raise ConfigError("loss.temperature and loss.teacher_temperature must be > 0")
+        if self.matryoshka_weights is not None:
+            if not self.matryoshka_dims or len(self.matryoshka_weights) != len(self.matryoshka_dims):
+                raise ConfigError("loss.matryoshka_weights needs one weight per entry of loss.matryoshka_dims")
+        if self.matryoshka_dims is not None:
+            if not self.matryoshka_dims or any(int(d) <= 0 for d in self.matryoshka_dims):
+                raise ConfigError(f"loss.matryoshka_dims must be positive ints, got {self.matryoshka_dims}")
+
+    def check_names(self, choices: Sequence[str]) -> None:
+        """Every ``+``-joined part of ``name`` must be one of the kind's losses."""
+        if any(part not in choices for part in self.name.split("+")):
+            raise ConfigError(f"loss.name={self.name!r} is not valid here; choose one of: "
+                              f"{', '.join(choices)} (or several joined with '+')")
+
+    @property
+    def needs_teacher_scores(self) -> bool:
+        return "kl_distill" in self.name
+
+
+@dataclass
+class EvalArgs:
+    """``eval:`` section: ranking metrics during and after training (see rag_retrieval.eval)."""
+
+    rerank_path: Optional[str] = None  # {"query","pos","neg"} JSONL: rank pos among pos+neg
+    corpus_path: Optional[str] = None  # retrieval eval: {"id","text"} JSONL
+    queries_path: Optional[str] = None  # retrieval eval: {"qid","query","pos_ids"} JSONL
+    max_queries: Optional[int] = None  # first N queries only
+    k_values: list = field(default_factory=lambda: [1, 5, 10, 100])
+    batch_size: int = 128
+    max_length: Optional[int] = None  # truncation length for evaluation; None: the model's (data.*_max_len)
+    before_training: bool = True  # evaluate the starting model too, and print a before/after table
+    bf16: bool = False  # score under bf16 autocast (LLM rerankers on CPU with bf16 units: ~3x faster)
+
+    def __post_init__(self):
+        if self.max_length is not None and self.max_length < 1:
+            raise ConfigError(f"eval.max_length must be >= 1, got {self.max_length}")
+        if (self.corpus_path is None) != (self.queries_path is None):
+            raise ConfigError("eval.corpus_path and eval.queries_path go together (retrieval evaluation)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.rerank_path is not None or self.corpus_path is not None
+
+
+# The Trainer's own defaults that make no sense for retrieval training are changed here, once.
+TRAIN_DEFAULTS = {
+    "output_dir": "outputs/run",
+    "remove_unused_columns": False,  # our collators own the columns
+    "report_to": "none",
+    "dataloader_drop_last": True,  # in-batch negatives and all-gather want equal batches
+    "logging_steps": 10,
+}

@@ -1,0 +1,164 @@
+"""Everything that must fail before a model loads: output folder, launcher, lengths, resume, data.
+
+A mistake here costs a second, not a model download; nothing is written to ``output_dir`` until
+:func:`preflight` has passed (the run creates it, in ``rag_retrieval.train.run.init_run``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import sort_checkpoints
+
+from ..data import load_examples
+from ..errors import ConfigError
+from ..eval.evaluators import build_evaluator
+from ..kinds import SETTINGS_FILE
+from ..models.hub import resolve_model_path
+from ..models.weights import model_source
+
+logger = logging.getLogger(__name__)
+# encoders whose position table has two extra slots for the padding offset
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "bart": 2, "mbart": 2}
+
+
+@dataclass
+class Ready:
+    """What preflight found: the checkpoint to resume from, the training examples, the evaluator."""
+
+    resume: Optional[str]
+    examples: list
+    evaluator: Any
+
+
+def preflight(cfg) -> Ready:
+    """Run every check that needs no model weights, then read the data (file:line errors)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
+                        if cfg.train.process_index == 0 else logging.WARNING)
+    check_output_dir(cfg.train)
+    check_launcher(cfg)
+    resume = resolve_resume(cfg.train)
+    check_lengths(cfg)
+    examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples)
+    if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
+        raise ConfigError(f"loss.name={cfg.loss.name} needs teacher scores (pos_scores/neg_scores) in data.train_path")
+    return Ready(resume, examples, build_evaluator(cfg.eval))
+
+
+def check_output_dir(args) -> None:
+    """Refuse to train over a finished model unless asked (resuming is fine).
+
+    Raises:
+        FileExistsError: output_dir holds a finished model and neither
+            ``train.overwrite_output_dir`` nor ``train.resume_from_checkpoint`` is set.
+    """
+    finished = any(os.path.isfile(os.path.join(args.output_dir, name))  # PE-Rank keeps its weights in sub-folders
+                   for name in ("model.safetensors", "adapter_model.safetensors", SETTINGS_FILE))
+    if finished and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+        raise FileExistsError(
+            f"{args.output_dir} already holds a trained model; set train.overwrite_output_dir=true to replace it, "
+            "train.resume_from_checkpoint=last to continue, or choose another train.output_dir")
+
+
+def check_launcher(cfg) -> None:
+    """An accelerate launch that already chose FSDP or a DeepSpeed config must not meet
+    ``train.deepspeed`` too (the Trainer would silently prefer the latter, or fail late)."""
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    launched = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if cfg.model.use_lora and cfg.model.merge_lora and (
+            fsdp or _zero_stage(cfg.train.deepspeed or launched) == 3):
+        raise ConfigError(f"{cfg.source}: model.merge_lora=true with {'FSDP' if fsdp else 'DeepSpeed ZeRO-3'}: the "
+                          "weights are sharded when the run saves; set model.merge_lora=false (the adapter is saved "
+                          "whole) and merge it after with scripts/merge_lora.py")
+    if not cfg.train.deepspeed:
+        return
+    if fsdp:
+        raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} under an accelerate FSDP launch: "
+                          "choose one (train.deepspeed=null for FSDP)")
+    if launched and os.path.abspath(launched) != os.path.abspath(cfg.train.deepspeed):
+        raise ConfigError(f"{cfg.source}: train.deepspeed={cfg.train.deepspeed} but the accelerate config launched "
+                          f"DeepSpeed with {launched}: choose one (train.deepspeed=null to use the accelerate one)")
+
+
+def _zero_stage(deepspeed) -> int:
+    """The ZeRO stage of a DeepSpeed config (a JSON path or a dict); 0 when there is none."""
+    if not deepspeed:
+        return 0
+    if isinstance(deepspeed, str):
+        with open(deepspeed) as f:
+            deepspeed = json.load(f)
+    return int((deepspeed.get("zero_optimization") or {}).get("stage", 0))
+
+
+def check_lengths(cfg) -> None:
+    """``data.query_max_len`` / ``passage_max_len`` / ``eval.max_length`` must fit the model's
+    position table (read from its config file, before any weight loads). A hub id that cannot be
+    reached is left to ``from_pretrained`` to report."""
+    from transformers import AutoConfig
+
+    name = cfg.model.model_name_or_path
+    try:
+        config = AutoConfig.from_pretrained(model_source(resolve_model_path(name)),
+                                            trust_remote_code=cfg.model.trust_remote_code)
+    except (OSError, ValueError):
+        return
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return
+    limit -= POSITION_OFFSET.get(config.model_type, 0)
+    for key, value in (("data.query_max_len", cfg.data.query_max_len), ("data.passage_max_len", cfg.data.passage_max_len),
+                       ("eval.max_length", cfg.eval.max_length)):
+        if value is not None and value > limit:
+            raise ConfigError(f"{cfg.source}: {key}={value} is beyond the {limit} positions of {name} "
+                              f"({type(config).__name__}.max_position_embeddings); set {key} <= {limit}")
+
+
+def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest ``checkpoint-N`` of ``output_dir`` that was written to the end: the Trainer writes
+    ``trainer_state.json`` last, so a run killed while saving leaves a folder without it (or with a
+    truncated one), which is skipped with a warning. None when there is none."""
+    for folder in reversed(sort_checkpoints(output_dir) if os.path.isdir(output_dir) else []):  # newest first
+        if checkpoint_is_complete(folder):
+            return folder
+        logger.warning("skipping %s: incomplete (the run stopped while writing it)", folder)
+    return None
+
+
+def checkpoint_is_complete(folder: str) -> bool:
+    """Whether the Trainer finished writing ``folder`` (its last file, trainer_state.json, parses)."""
+    try:
+        with open(os.path.join(folder, TRAINER_STATE_NAME)) as f:
+            json.load(f)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_resume(args) -> Optional[str]:
+    """The checkpoint to resume from (``last`` -> the newest complete one in output_dir), or None.
+
+    Raises:
+        FileNotFoundError: no such folder, no complete checkpoint for ``last``, or a named
+            checkpoint that was never finished (it would resume from half-written weights).
+    """
+    ckpt = args.resume_from_checkpoint
+    if ckpt in (None, "", False):
+        return None
+    if str(ckpt).lower() in ("last", "latest", "true"):
+        last = last_complete_checkpoint(args.output_dir)
+        if last is None:
+            raise FileNotFoundError(f"train.resume_from_checkpoint={ckpt}: no complete checkpoint-* folder in "
+                                    f"{args.output_dir}")
+        return last
+    if not os.path.isdir(ckpt):
+        raise FileNotFoundError(f"train.resume_from_checkpoint: no such folder: {ckpt}")
+    if not checkpoint_is_complete(ckpt):
+        raise FileNotFoundError(f"train.resume_from_checkpoint: {ckpt} is incomplete (no readable "
+                                f"{TRAINER_STATE_NAME}: the run stopped while writing it); resume from an earlier "
+                                f"checkpoint or 'last'")
+    return ckpt

@@ -1,0 +1,82 @@
+"""The run every kind's main() shares, by phase: set up, train and report, shut down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from ..errors import DataError
+from ..errors import ConfigError
+from ..eval.evaluators import dump_metrics, format_table
+from ..utils.dist import finish
+
+logger = logging.getLogger(__name__)
+
+
+def init_run(cfg) -> None:
+    """Seeding, DeepSpeed's communicator, and the resolved config in output_dir (created here,
+    after preflight passed)."""
+    from transformers import set_seed
+
+    if cfg.train.deepspeed and cfg.train.world_size > 1:
+        # ZeRO-3 partitions weights while from_pretrained loads them (zero.Init): DeepSpeed's own
+        # communicator must know the world by then, or it sizes the batch for one process
+        import deepspeed
+
+        deepspeed.init_distributed()
+    set_seed(cfg.train.seed)
+    if cfg.train.process_index == 0:
+        cfg.save()
+
+
+def train_and_report(cfg, trainer, model, ready) -> dict:
+    """Evaluate before (fresh runs), train, save the final model, evaluate after, print the table."""
+    results: dict = {}
+    if cfg.eval.before_training and ready.resume is None:
+        evaluate_model(ready.evaluator, model, "before", results)
+    logger.info("training on %s", trainer.parallelism())
+    trainer.train(resume_from_checkpoint=ready.resume)
+    if cfg.model.use_lora and cfg.model.merge_lora:
+        if cfg.train.should_save:
+            model.save_pretrained(cfg.train.output_dir, merge_lora=True)
+    else:
+        trainer.save_model(cfg.train.output_dir)
+    evaluate_model(ready.evaluator, model, "after", results)
+    report(results, cfg)
+    shutdown(cfg)
+    return results
+
+
+def evaluate_model(evaluator, model, label: str, results: dict) -> None:
+    """Evaluate ``model`` into ``results[label]`` (every process runs it: ZeRO-3 needs all ranks)."""
+    if evaluator is not None:
+        results[label] = evaluator(model)
+
+
+def report(results: dict, cfg) -> None:
+    """Print the before/after table and write ``metrics.json`` (main process)."""
+    if not results or cfg.train.process_index != 0:
+        return
+    print("\n" + format_table(results) + "\n", flush=True)
+    dump_metrics(os.path.join(cfg.train.output_dir, "metrics.json"), results)
+
+
+def shutdown(cfg) -> None:
+    """Finish wandb, then end the process group (see rag_retrieval.utils.dist.finish)."""
+    if "wandb" in (cfg.train.report_to or []):
+        try:
+            import wandb
+
+            wandb.finish()
+        except ImportError:
+            pass
+    finish(exit_process=cfg.train.world_size > 1)
+
+
+def run_main(main) -> None:
+    """``python -m`` entry: clear one-line errors for bad config, data or paths."""
+    try:
+        main(sys.argv[1:])
+    except (ConfigError, DataError, FileExistsError, FileNotFoundError, FloatingPointError) as err:
+        sys.exit(f"error: {err}")
