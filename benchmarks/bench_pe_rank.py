@@ -33,7 +33,10 @@ TEXT_PROMPT = ("I will give you {n} passages, each with an identifier in []. Ran
 
 
 def candidates(path: str, queries: int, n: int) -> list:
-    rows = [json.loads(line) for line in open(path)]
+    from rag_retrieval.data.sources import open_text
+
+    with open_text(path) as f:
+        rows = [json.loads(line) for line in f]
     pool = [d for r in rows for d in r["pos"] + r["neg"]]
     out = []
     for r in rows[:queries]:

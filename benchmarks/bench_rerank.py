@@ -32,8 +32,10 @@ CONTENDERS = ("sentence-transformers", "FlagEmbedding", "rag-retrieval")
 
 def load_pairs(path: str, n: int) -> list:
     """The first ``n`` (query, candidate) pairs of a pos_neg file, query by query."""
+    from rag_retrieval.data.sources import open_text
+
     pairs = []
-    with open(path) as f:
+    with open_text(path) as f:
         for line in f:
             rec = json.loads(line)
             pairs += [(rec["query"], d) for d in rec["pos"] + rec["neg"]]
@@ -80,7 +82,7 @@ def worker(which: str, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl"))
+    parser.add_argument("--data", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl.xz"))
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--model", help="a cross-encoder folder (default: MiniLM with a seeded new head)")
     parser.add_argument("--max-length", type=int, default=512)

@@ -2,7 +2,7 @@
 """Reranker training: rag-retrieval's trainer vs sentence-transformers' CrossEncoderTrainer.
 
 Same model (all-MiniLM-L6-v2 with a new one-logit head), same data (the first queries of
-data/pkgdesc/train.jsonl, 1 positive + G-1 hard negatives each, as labelled pairs), same loss
+data/pkgdesc/train.jsonl.xz, 1 positive + G-1 hard negatives each, as labelled pairs), same loss
 (pointwise binary cross-entropy), batch, learning rate, schedule, precision (--bf16: bf16 autocast in
 both) and number of steps; dropout as the checkpoint has it (0.1) in both. Ours splits
 each batch into length-bucketed sub-batches (--length-buckets; same loss, fewer pad tokens) and can
@@ -32,7 +32,9 @@ sys.path.insert(0, ROOT)
 def pairs_from(path: str, n_queries: int, group: int) -> list:
     """(query, doc, label) rows: per query, its positive then the first G-1 negatives (fixed, no resampling)."""
     rows = []
-    with open(path) as f:
+    from rag_retrieval.data.sources import open_text
+
+    with open_text(path) as f:
         for line, _ in zip(f, range(n_queries)):
             rec = json.loads(line)
             rows.append((rec["query"], rec["pos"][0], 1.0))
@@ -44,8 +46,10 @@ def run_ours(args, out_dir) -> float:
     """Our trainer with a fixed group per query, so both trainers see the same pairs in the same batches."""
     from rag_retrieval.train.reranker import main
 
+    from rag_retrieval.data.sources import open_text
+
     data = os.path.join(out_dir, "fixed.jsonl")
-    with open(args.train) as f, open(data, "w") as g:
+    with open_text(args.train) as f, open(data, "w") as g:
         for line, _ in zip(f, range(args.train_queries)):
             rec = json.loads(line)
             g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][: args.group - 1]}) + "\n")
@@ -103,8 +107,8 @@ def worker(which: str, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", default=os.path.join(ROOT, "data/pkgdesc/train.jsonl"))
-    parser.add_argument("--test", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl"))
+    parser.add_argument("--train", default=os.path.join(ROOT, "data/pkgdesc/train.jsonl.xz"))
+    parser.add_argument("--test", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl.xz"))
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-queries", type=int, default=8)
     parser.add_argument("--group", type=int, default=4)

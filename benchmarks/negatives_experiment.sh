@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Which negatives train the best reranker? Re-mine the negatives of the pkgdesc train split
-# (../shared/data/pkgdesc/train.jsonl, 7,995 queries; only its positives are read) from the
+# (data/pkgdesc/train.jsonl.xz, 7,995 queries; only its positives are read) from the
 # pkgdesc corpus with `rag-retrieval mine`, test positives excluded from the corpus, then train the
 # CPU reranker recipe (configs/reranker/minilm_pkgdesc_cpu.yaml, 340 steps x 16 queries, 1 positive +
 # 7 negatives) on each file and print test MRR@10 / MAP / NDCG@10 (first 300 test queries).
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-SHARED=${SHARED:-../shared/data/pkgdesc}
+SHARED=${SHARED:-data/pkgdesc}
 OUT=outputs/negatives
 ARMS=${ARMS:-random bm25 bm25_margin0 dense}
 declare -A MINE=(
@@ -33,8 +33,8 @@ for arm in $ARMS; do
   if [ ! -f "$data" ]; then
     echo "[negatives] mining $arm -> $data"
     # shellcheck disable=SC2086
-    .venv/bin/rag-retrieval mine "$SHARED/train.jsonl" "$data" --format pos_neg --corpus "$SHARED/corpus.jsonl" \
-      --exclude "$SHARED/test.jsonl" --negatives 8 --range 1-100 ${MINE[$arm]} --json "$OUT/mine_$arm.json"
+    .venv/bin/rag-retrieval mine "$SHARED/train.jsonl.xz" "$data" --format pos_neg --corpus "$SHARED/corpus.jsonl.xz" \
+      --exclude "$SHARED/test.jsonl.xz" --negatives 8 --range 1-100 ${MINE[$arm]} --json "$OUT/mine_$arm.json"
   fi
   if [ ! -f "$OUT/model_$arm/metrics.json" ]; then
     echo "[negatives] training the reranker recipe on $data"

@@ -9,8 +9,9 @@
 # (where the scored copy goes) and SCORE_ARGS as in recipes/distill_reranker.sh.
 set -euo pipefail
 export TEACHER=${TEACHER:-outputs/llm_reranker/smollm2_pkgdesc}
-export DATA=${DATA:-data/pkgdesc/train.jsonl}
-export SCORED=${SCORED:-outputs/distill/$(basename "$TEACHER")_$(basename "${DATA%.jsonl}")_scored.jsonl}
+export DATA=${DATA:-data/pkgdesc/train.jsonl.xz}
+name=$(basename "$DATA")
+export SCORED=${SCORED:-outputs/distill/$(basename "$TEACHER")_${name%%.jsonl*}_scored.jsonl}
 # CPU default: the first 1,000 queries with their positive and first 3 negatives (4,000 LLM forward
 # passes, bf16 where fast); SCORE_ARGS="" scores the whole file
 export SCORE_ARGS=${SCORE_ARGS---dtype auto --max-records 1000 --max-negatives 3}

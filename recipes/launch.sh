@@ -22,7 +22,7 @@ PY=${PYTHON:-.venv/bin/python}
 given_nproc=${NPROC:-} given_nnodes=${NNODES:-} given_addr=${MASTER_ADDR:-}
 NPROC=${NPROC:-1} NNODES=${NNODES:-1} NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1} MASTER_PORT=${MASTER_PORT:-29500}
-entry=(-m "rag_retrieval.train.$kind" --config "${CONFIG:-$default_config}")
+entry=(-m rag_retrieval.cli train "$kind" --config "${CONFIG:-$default_config}")  # any name of a kind
 case "${LAUNCHER:-torchrun}" in
   torchrun)
     if [ "$NPROC" = 1 ] && [ "$NNODES" = 1 ]; then

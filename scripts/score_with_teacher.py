@@ -2,7 +2,7 @@
 """Score a pos_neg file with a teacher reranker and write pos_scores / neg_scores (distillation data).
 
     python scripts/score_with_teacher.py --model outputs/reranker/minilm_pkgdesc \
-        --input data/pkgdesc/train.jsonl --output data/pkgdesc/train_scored.jsonl
+        --input data/pkgdesc/train.jsonl.xz --output data/pkgdesc/train_scored.jsonl
 
 The teacher is any model the inference API (``rag_retrieval.Reranker``) loads: cross-encoders
 (ours, bge-reranker, ...), LLM rerankers (ours, bge-reranker-v2-gemma, ...), ColBERT. Input records are checked

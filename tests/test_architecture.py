@@ -59,8 +59,9 @@ GRAPH = {m: imports_of(m) for m in MODULES}
 
 
 def room(module: str) -> str:
+    """The layer's name of a module; a package's ``__main__`` (``python -m``) is an entry point, on top."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return "cli" if parts[-1] == "__main__" else parts[1] if len(parts) > 1 else ""
 
 
 def test_the_import_reader_sees_the_arrows():

@@ -7,9 +7,9 @@ import importlib
 import pytest
 
 from rag_retrieval import infer, kinds, losses
-from rag_retrieval.cli import main as cli
 from rag_retrieval.config import MODEL_SECTIONS, ConfigError, load_config
 from rag_retrieval.train.args import RetrievalTrainingArguments
+from tests.helpers import cli_rc
 
 TINY_CONFIG = {"embedding": "embedding", "colbert": "colbert", "reranker": "reranker", "llm_reranker": "llm_reranker",
                "llm_layerwise": "llm_reranker", "pe_rank": "pe_rank"}
@@ -57,18 +57,14 @@ def test_every_spelling_names_one_kind():
 @pytest.mark.parametrize("spelling, name", SPELLINGS)
 def test_cli_train_takes_every_name_of_a_kind(spelling, name, capsys):
     # the kind's own entry point runs and stops at its own model section, before anything loads
-    with pytest.raises(SystemExit) as stop:
-        cli(["train", spelling, "--config", config_of(name), "model.no_such_key=1"])
-    message = str(stop.value.code)
+    message = cli_rc(["train", spelling, "--config", config_of(name), "model.no_such_key=1"])
     assert message.startswith("error: ") and "unknown key 'model.no_such_key'" in message
     valid = message.split("Valid keys of 'model': ")[1].split(", ")
     assert valid == sorted(f.name for f in dataclasses.fields(MODEL_SECTIONS[name]))
 
 
 def test_cli_train_suggests_the_kind_it_does_not_know():
-    with pytest.raises(SystemExit) as stop:
-        cli(["train", "embeding", "--config", config_of("embedding")])
-    assert "Did you mean 'embedding'?" in str(stop.value.code)
+    assert "Did you mean 'embedding'?" in cli_rc(["train", "embeding", "--config", config_of("embedding")])
 
 
 def foreign_keys(kind: str) -> list:
@@ -92,9 +88,15 @@ def test_another_kinds_model_key_is_an_unknown_key(kind):
 
 def test_a_kind_without_a_loss_section_trains_with_its_default(tmp_path):
     for kind in kinds.KINDS.values():
-        cfg = load_config(["--config", config_of(kind.name), "loss.name=null"], kind.name,
+        extra = ["model.cutoff_layers=[1,2]"] if kind.name == "llm_layerwise" else []
+        cfg = load_config(["--config", config_of(kind.name), "loss.name=null", *extra], kind.name,
                           RetrievalTrainingArguments)
         assert cfg.loss.name == kind.default_loss
+
+
+def test_the_layerwise_kind_needs_cutoff_layers():
+    with pytest.raises(ConfigError, match="set model.cutoff_layers"):
+        load_config(["--config", config_of("llm_layerwise")], "layerwise", RetrievalTrainingArguments)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ so a typo costs a second, not a model download.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import json
 import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .. import kinds
 from ..errors import ConfigError
+from .checks import check_section, field_names, line_of
 from .models import MODEL_SECTIONS, ModelArgs
 from .sections import TRAIN_DEFAULTS, DataArgs, EvalArgs, LossArgs
 
@@ -49,66 +50,108 @@ class Config:
         return path
 
 
-def _fields(cls) -> list:
-    return [f.name for f in dataclasses.fields(cls) if f.init]
-
-
 def _yaml_no(cls, values: dict) -> dict:
     """YAML reads a bare ``no`` as False; give it back as "no" to non-bool fields (save_strategy: no)."""
-    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-    return {k: "no" if v is False and "bool" not in types.get(k, "bool") else v for k, v in values.items()}
+    hints = typing.get_type_hints(cls)
+    return {k: "no" if v is False and bool not in _bool_types(hints.get(k, bool)) else v for k, v in values.items()}
 
 
-def _build(cls, section: str, values: dict, where: str):
-    valid = _fields(cls)
+def _bool_types(hint) -> set:
+    return {hint} | set(typing.get_args(hint))
+
+
+@dataclass
+class Source:
+    """Where the values came from: the YAML file, and the keys the command line set."""
+
+    path: str
+    overridden: set = field(default_factory=set)  # "section.key" set by a key=value override
+    top: set = field(default_factory=set)  # the first names of the overrides (sections, or mistakes)
+
+    def __call__(self, section: str, key: str) -> str:
+        """``command line`` or ``file:line`` (the file alone when the line is not found)."""
+        if f"{section}.{key}" in self.overridden:
+            return "command line"
+        line = line_of(self.path, section, key)
+        return f"{self.path}:{line}" if line else self.path
+
+
+def _build(cls, section: str, values: dict, source: Source):
+    valid = field_names(cls)
     values = _yaml_no(cls, values)
     for key in values:
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"{where}: unknown key '{section}.{key}'.{hint} Valid keys of '{section}': {', '.join(sorted(valid))}"
-            )
+            raise ConfigError(f"{source(section, key)}: unknown key '{section}.{key}'.{hint} Valid keys of "
+                              f"'{section}': {', '.join(sorted(valid))}")
+    values = check_section(cls, section, values, lambda key: source(section, key))
     try:
         return cls(**values)
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise ConfigError(f"{source.path}: {err}") from None
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: bad value in section '{section}': {err}") from None
+        raise ConfigError(f"{source.path}: bad value in section '{section}': {err}") from None
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:
     """Split ``--config FILE key=value ...`` into (file, overrides)."""
-    parser = argparse.ArgumentParser(description="rag-retrieval trainer", allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="rag-retrieval train <kind>", allow_abbrev=False,
+                                     description="Train a model of one kind from a YAML config; key=value words "
+                                                 "override it (rag-retrieval train <kind> --help lists the keys).")
     parser.add_argument("--config", required=True, help="YAML config (configs/<kind>/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.learning_rate=1e-5")
     args = parser.parse_args(argv)
     return args.config, args.overrides
 
 
-def read_raw(path: str, overrides: Sequence[str]) -> dict:
-    """The YAML file with the ``key=value`` overrides merged over it, as a plain dict of sections."""
+def _parse_override(item: str) -> dict:
+    """One ``section.key=value`` word as a nested dict; a YAML mistake names the word."""
+    if "=" not in item or item.startswith("="):
+        raise ConfigError(f"override '{item}' is not of the form section.key=value")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+    except (OmegaConfBaseException, Exception) as err:  # yaml.YAMLError and friends
+        first = str(err).strip().split("\n")[0]
+        raise ConfigError(f"override '{item}': the value is not valid YAML ({first})") from None
+
+
+def read_raw(path: str, overrides: Sequence[str]) -> tuple:
+    """The YAML file with the ``key=value`` overrides merged over it: (plain dict of sections,
+    :class:`Source`). Sections are not checked here (:func:`check_sections` does)."""
     if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" if not os.path.isdir(path) else
+                          f"--config {path}: is a folder; name a YAML file in it")
     try:
         conf = OmegaConf.load(path)
     except (OmegaConfBaseException, Exception) as err:  # yaml.YAMLError and friends
         raise ConfigError(f"{path}: cannot parse YAML: {err}") from None
+    source = Source(path)
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        parsed = _parse_override(item)
+        source.overridden.update(f"{s}.{k}" for s, keys in parsed.items() if isinstance(keys, dict) for k in keys)
+        source.top.update(parsed)
+        conf = OmegaConf.merge(conf, parsed)
     try:
-        conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(list(overrides)))
         raw = OmegaConf.to_container(conf, resolve=True) or {}
     except OmegaConfBaseException as err:
         raise ConfigError(f"{path}: {err}") from None
-    unknown = [k for k in raw if k not in SECTIONS]
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {unknown}; valid sections: {', '.join(SECTIONS)}")
-    for name in SECTIONS:
-        if raw.get(name) is not None and not isinstance(raw[name], dict):
-            raise ConfigError(f"{path}: section '{name}' must be a mapping, got {type(raw[name]).__name__}")
-    return raw
+    return raw, source
+
+
+def check_sections(raw: dict, source: Source, classes: dict) -> None:
+    """Every top-level name must be a section holding a mapping; a misspelt section or a bare key
+    (``learning_rate=1e-5``) suggests the right one."""
+    for name, value in raw.items():
+        if name in SECTIONS:
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{source.path}: section '{name}' must be a mapping, got {type(value).__name__}")
+            continue
+        where = "command line" if name in source.top else source.path
+        homes = [s for s, cls in classes.items() if name in field_names(cls)]
+        close = difflib.get_close_matches(name, SECTIONS, n=1)
+        hint = (f" Did you mean '{homes[0]}.{name}'?" if homes else f" Did you mean '{close[0]}'?" if close else "")
+        raise ConfigError(f"{where}: unknown section '{name}'.{hint} Valid sections: {', '.join(SECTIONS)}")
 
 
 def load_config(argv: Optional[Sequence[str]], kind: str, training_args: type) -> Config:
@@ -136,19 +179,22 @@ def load_config(argv: Optional[Sequence[str]], kind: str, training_args: type) -
     """
     path, overrides = parse_args(argv)
     spec = kinds.get(kind)
-    raw = read_raw(path, overrides)
-    model = _build(MODEL_SECTIONS[spec.name], "model", raw.get("model") or {}, path)
-    data = _build(DataArgs, "data", raw.get("data") or {}, path)
-    loss = _build(LossArgs, "loss", raw.get("loss") or {}, path)
+    raw, source = read_raw(path, overrides)
+    classes = {"model": MODEL_SECTIONS[spec.name], "data": DataArgs, "loss": LossArgs, "train": training_args,
+               "eval": EvalArgs}
+    check_sections(raw, source, classes)
+    model = _build(classes["model"], "model", raw.get("model") or {}, source)
+    data = _build(DataArgs, "data", raw.get("data") or {}, source)
+    loss = _build(LossArgs, "loss", raw.get("loss") or {}, source)
     if loss.name is None:
         loss.name = spec.default_loss
     try:
         loss.check_names(spec.losses)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    evaluation = _build(EvalArgs, "eval", raw.get("eval") or {}, path)
+    evaluation = _build(EvalArgs, "eval", raw.get("eval") or {}, source)
     train_values = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
-    train = _build(training_args, "train", train_values, path)
+    train = _build(training_args, "train", train_values, source)
     if "bf16" in train_values:
         train_values["bf16"] = train.bf16  # 'auto' as the TrainingArguments class resolved it
     raw["train"] = train_values
@@ -158,18 +204,19 @@ def load_config(argv: Optional[Sequence[str]], kind: str, training_args: type) -
         model.check(cfg)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    _check_paths(path, data, evaluation)
+    _check_paths(source, data, evaluation)
     return cfg
 
 
-def _check_paths(path: str, data: DataArgs, evaluation: EvalArgs) -> None:
+def _check_paths(source: Source, data: DataArgs, evaluation: EvalArgs) -> None:
     for key, value in [("data.train_path", f) for f in data.train_files] + [
         ("eval.rerank_path", evaluation.rerank_path),
         ("eval.corpus_path", evaluation.corpus_path),
         ("eval.queries_path", evaluation.queries_path),
     ]:
         if value is not None and not os.path.isfile(value):
-            raise ConfigError(f"{path}: {key}: file not found: {value}")
+            section, name = key.split(".")
+            raise ConfigError(f"{source(section, name)}: {key}: file not found: {value}")
 
 
 def dump(cfg: Config) -> str:

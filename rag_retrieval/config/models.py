@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from .. import kinds
 from ..errors import ConfigError
@@ -29,22 +29,17 @@ class ModelArgs:
     dtype: Optional[str] = None  # weights dtype at load: None (checkpoint's), float32, bfloat16, float16
     attn_implementation: Optional[str] = None  # eager | sdpa | flash_attention_2
     trust_remote_code: bool = False
-    config_overrides: Optional[dict] = None  # fields of the checkpoint's config to replace, e.g. dropout
+    config_overrides: Optional[dict[str, Any]] = None  # fields of the checkpoint's config to replace, e.g. dropout
     # LoRA (peft); target_modules None lets peft pick the defaults for the architecture
     use_lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    lora_target_modules: Optional[list] = None
+    lora_target_modules: Optional[list[str]] = None
     merge_lora: bool = True  # merge the adapter into the weights in the final saved model
 
     def __post_init__(self):
         check_choice("model", "dtype", self.dtype, (None, "float32", "bfloat16", "float16"))
-        if self.config_overrides is not None and not isinstance(self.config_overrides, dict):
-            raise ConfigError(f"model.config_overrides must be a mapping of config fields to values, "
-                              f"e.g. {{hidden_dropout_prob: 0.0}}; got {self.config_overrides!r}")
-        if self.use_lora and self.lora_r <= 0:
-            raise ConfigError(f"model.lora_r must be > 0, got {self.lora_r}")
 
     @property
     def lora(self) -> Optional[dict]:
@@ -102,7 +97,7 @@ class LLMRerankerModelArgs(InstructedModelArgs):
     no_token: Optional[str] = None  # e.g. "no" (Qwen3-Reranker): score = logit(yes) - logit(no)
     prompt_template: Optional[str] = None  # "...{query}...{passage}..." instead of FlagEmbedding's layout
     chat_template: bool = False  # wrap the FlagEmbedding-style prompt in the tokenizer's chat template
-    cutoff_layers: Optional[list] = None  # layerwise: score after each of these layer counts (trained together)
+    cutoff_layers: Optional[list[int]] = None  # layerwise: score after each of these layer counts (trained together)
 
     def __post_init__(self):
         super().__post_init__()
@@ -113,12 +108,14 @@ class LLMRerankerModelArgs(InstructedModelArgs):
                 split_template(self.prompt_template)
             except ValueError as err:
                 raise ConfigError(f"model.{err}") from None
-        if self.cutoff_layers is not None and (
-                not self.cutoff_layers or any(not isinstance(c, int) or c < 1 for c in self.cutoff_layers)):
-            raise ConfigError(f"model.cutoff_layers must be a list of layer counts >= 1, got {self.cutoff_layers}")
+        if self.cutoff_layers is not None and not self.cutoff_layers:
+            raise ConfigError("model.cutoff_layers is empty: give layer counts such as [8, 16], or null")
 
     def check(self, cfg) -> None:
         check_grouping(cfg)
+        if cfg.kind == "llm_layerwise" and self.cutoff_layers is None:
+            raise ConfigError("the layerwise LLM reranker is scored after chosen layers: set model.cutoff_layers, "
+                              "e.g. [8, 16, 24] (or train the plain llm_reranker kind)")
 
 
 @dataclass

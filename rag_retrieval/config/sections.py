@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 from ..errors import ConfigError
 
@@ -20,7 +20,7 @@ def check_choice(section: str, key: str, value: Any, choices: Sequence[Any]) -> 
 class DataArgs:
     """``data:`` section: where the examples are, their format, and how they are grouped."""
 
-    train_path: Optional[Any] = None  # a JSONL file, or a list of them
+    train_path: Union[str, list[str], None] = None  # a JSONL file (plain or compressed), or a list of them
     format: str = "pos_neg"
     group_size: int = 8  # 1 positive + group_size-1 negatives per query
     query_max_len: int = 64
@@ -30,15 +30,8 @@ class DataArgs:
     max_examples: Optional[int] = None  # use only the first N records (quick runs)
     dataloader_seed: Optional[int] = None  # defaults to train.seed
 
-    def __post_init__(self):
+    def __post_init__(self):  # types and ranges: config.checks
         check_choice("data", "format", self.format, DATA_FORMATS)
-        if self.group_size < 1:
-            raise ConfigError(f"data.group_size must be >= 1, got {self.group_size}")
-        if self.length_buckets < 1:
-            raise ConfigError(f"data.length_buckets must be >= 1, got {self.length_buckets}")
-        for key in ("query_max_len", "passage_max_len"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"data.{key} must be >= 1, got {getattr(self, key)}")
 
     @property
     def train_files(self) -> list:
@@ -55,21 +48,18 @@ class LossArgs:
     temperature: Optional[float] = None  # student score temperature; None: 0.02 (embedding), 1.0 (rerankers)
     cross_device_negatives: bool = True  # gather passages from every process as extra negatives
     in_batch_negatives: bool = True  # False: each query sees only its own group
-    matryoshka_dims: Optional[list] = None  # e.g. [384, 256, 128]; None = no Matryoshka
-    matryoshka_weights: Optional[list] = None  # one per dim; default all 1
+    matryoshka_dims: Optional[list[int]] = None  # e.g. [384, 256, 128]; None = no Matryoshka
+    matryoshka_weights: Optional[list[float]] = None  # one per dim; default all 1
     teacher_temperature: float = 1.0  # teacher scores are divided by this before the softmax
     kl_weight: float = 1.0  # weight of kl_distill in infonce+kl_distill (and of kl in PE-Rank's sum)
-    weights: Optional[dict] = None  # PE-Rank: a weight per part, e.g. {contextual_listmle: 1.0, kl: 0.2}
+    weights: Optional[dict[str, float]] = None  # PE-Rank: a weight per part, e.g. {contextual_listmle: 1.0, kl: 0.2}
 
-    def __post_init__(self):
-        if (self.temperature is not None and self.temperature <= 0) or self.teacher_temperature <= 0:
-            raise ConfigError("loss.temperature and loss.teacher_temperature must be > 0")
+    def __post_init__(self):  # types and ranges: config.checks
         if self.matryoshka_weights is not None:
             if not self.matryoshka_dims or len(self.matryoshka_weights) != len(self.matryoshka_dims):
                 raise ConfigError("loss.matryoshka_weights needs one weight per entry of loss.matryoshka_dims")
-        if self.matryoshka_dims is not None:
-            if not self.matryoshka_dims or any(int(d) <= 0 for d in self.matryoshka_dims):
-                raise ConfigError(f"loss.matryoshka_dims must be positive ints, got {self.matryoshka_dims}")
+        if self.matryoshka_dims is not None and not self.matryoshka_dims:
+            raise ConfigError("loss.matryoshka_dims is empty: give sizes such as [384, 128], or null for none")
 
     def check_names(self, choices: Sequence[str]) -> None:
         """Every ``+``-joined part of ``name`` must be one of the kind's losses."""
@@ -79,7 +69,7 @@ class LossArgs:
 
     @property
     def needs_teacher_scores(self) -> bool:
-        return "kl_distill" in self.name
+        return "kl_distill" in (self.name or "")
 
 
 @dataclass
@@ -90,15 +80,15 @@ class EvalArgs:
     corpus_path: Optional[str] = None  # retrieval eval: {"id","text"} JSONL
     queries_path: Optional[str] = None  # retrieval eval: {"qid","query","pos_ids"} JSONL
     max_queries: Optional[int] = None  # first N queries only
-    k_values: list = field(default_factory=lambda: [1, 5, 10, 100])
+    k_values: list[int] = field(default_factory=lambda: [1, 5, 10, 100])
     batch_size: int = 128
     max_length: Optional[int] = None  # truncation length for evaluation; None: the model's (data.*_max_len)
     before_training: bool = True  # evaluate the starting model too, and print a before/after table
     bf16: bool = False  # score under bf16 autocast (LLM rerankers on CPU with bf16 units: ~3x faster)
 
-    def __post_init__(self):
-        if self.max_length is not None and self.max_length < 1:
-            raise ConfigError(f"eval.max_length must be >= 1, got {self.max_length}")
+    def __post_init__(self):  # types and ranges: config.checks
+        if not self.k_values:
+            raise ConfigError("eval.k_values is empty: give cutoffs such as [1, 10]")
         if (self.corpus_path is None) != (self.queries_path is None):
             raise ConfigError("eval.corpus_path and eval.queries_path go together (retrieval evaluation)")
 

@@ -1,25 +1,21 @@
-"""CSV/TSV and format conversion behind ``rag-retrieval convert``.
-
-    rag-retrieval convert faq.csv train.jsonl --from csv --to pos_neg --negatives 7
-"""
+"""CSV/TSV and format conversion behind ``rag-retrieval convert`` (command line: :mod:`rag_retrieval.cli.data`)."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import random
-import sys
-from typing import Optional, Sequence
+from typing import Optional
 
 from .common import InputError, good_records
 from .io import FORMATS, to_example, write_jsonl_atomic
+from .sources import open_text
 
 
 def read_pairs(path: str, question_col: str, answer_col: str, delimiter: str) -> list:
     """(line, question, answer) rows; raises InputError naming file, line and column."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open_text(path, newline="") as f:
             reader = csv.DictReader(f, delimiter=delimiter, strict=True)
             header = reader.fieldnames or []
             missing = [c for c in (question_col, answer_col) if c not in header]
@@ -123,25 +119,3 @@ def convert_file(path: str, src: str, dst: str, out: str, overwrite: bool = Fals
     records = [rec for ex in examples for rec in to_records(ex, dst)]
     write_jsonl_atomic(records, out, overwrite=overwrite)
     return len(records)
-
-
-def convert_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="rag-retrieval convert", description=convert_file.__doc__)
-    parser.add_argument("input")
-    parser.add_argument("output")
-    parser.add_argument("--from", dest="src", required=True, choices=("csv", "tsv", *FORMATS))
-    parser.add_argument("--to", dest="dst", required=True, choices=FORMATS)
-    parser.add_argument("--question-column", default="question")
-    parser.add_argument("--answer-column", default="answer")
-    parser.add_argument("--delimiter", help="CSV delimiter (default: comma for csv, tab for tsv)")
-    parser.add_argument("--negatives", type=int, default=7, help="csv/tsv: negatives sampled from other answers")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        n = convert_file(args.input, args.src, args.dst, args.output, args.overwrite, args.question_column,
-                         args.answer_column, args.delimiter, args.negatives, args.seed)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
-    print(f"{args.input} ({args.src}) -> {args.output} ({args.dst}): {n} records")
-    return 0

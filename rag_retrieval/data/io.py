@@ -15,15 +15,14 @@ sit in RAM as Python objects; the Arrow table is memory-mapped from the datasets
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 from ..errors import DataError  # noqa: F401  (raised here; data.io.DataError is a public name)
+from .sources import iter_jsonl, iter_lines, write_jsonl_atomic  # noqa: F401  (public names of data.io)
 
 logger = logging.getLogger(__name__)
 
@@ -151,23 +150,6 @@ def to_example(record: dict, fmt: str) -> Example:
     return Example(record["query"], [record["content"]], [float(record["label"])], scores, record.get("prompt"))
 
 
-def iter_jsonl(path: str) -> Iterator[tuple]:
-    """Yield ``(line_no, record_or_None, errors)`` for each non-blank line of ``path``."""
-    with open(path, "rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield line_no, None, [f"line: not valid UTF-8 ({err.reason} at byte {err.start})"]
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line), []
-            except json.JSONDecodeError as err:
-                yield line_no, None, [f"line: bad JSON ({err.msg} at column {err.colno})"]
-
-
 def scan(paths: Sequence[str], fmt: str, skip_bad_lines: bool = False) -> dict:
     """Validate every record of ``paths``; returns ``{path: set of bad line numbers}``.
 
@@ -181,8 +163,6 @@ def scan(paths: Sequence[str], fmt: str, skip_bad_lines: bool = False) -> dict:
     problems: list = []
     n_good = 0
     for path in paths:
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: file not found")
         bad[path] = set()
         for line_no, record, errors in iter_jsonl(path):
             errors = errors or validate_record(record, fmt)
@@ -274,19 +254,3 @@ def load_examples(
     )
     gen_kwargs = {"paths": paths, "fmt": fmt, "bad": bad, "max_examples": max_examples, "stamps": stamps}
     return Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)
-
-
-def write_jsonl_atomic(records: list, path: str, overwrite: bool = False) -> None:
-    """Write records to ``path`` through a temporary file (no partial output on failure)."""
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

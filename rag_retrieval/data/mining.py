@@ -12,21 +12,17 @@ random), filter (:func:`false_negative_filter`: likely false negatives), select
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import logging
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .common import print_stats, spread
-from .io import FORMATS, write_jsonl_atomic
+from .common import spread
+from .io import write_jsonl_atomic
 from .mining_corpus import Corpus, Queries, dedup_key, load_corpus, read_corpus, read_queries  # noqa: F401
 from .mining_search import bm25_search, dense_search, encode_texts, fuse_rankings, positive_mrr
 
@@ -119,6 +115,7 @@ class MineStats:
     excluded_passages: int = 0
     dropped_as_false_negative: int = 0
     queries_short_of_negatives: int = 0
+    queries_without_negatives: int = 0
     negatives_per_query: dict = field(default_factory=dict)
     positive_mrr_at_10: Optional[float] = None  # how well the miner itself ranks the positives
     seconds: dict = field(default_factory=dict)
@@ -241,6 +238,7 @@ def mine_file(path: str, fmt: str, out: str, options: Optional[MineOptions] = No
                                              options.sampling, rng, too_close)
         stats.dropped_as_false_negative += dropped
         stats.queries_short_of_negatives += len(negs) < options.negatives
+        stats.queries_without_negatives += not negs
         counts.append(len(negs))
         record = {"query": query, "pos": queries.positives[q], "neg": [corpus.texts[d] for d in negs]}
         if queries.prompts[q] is not None:
@@ -250,51 +248,3 @@ def mine_file(path: str, fmt: str, out: str, options: Optional[MineOptions] = No
     write_jsonl_atomic(records, out, overwrite=options.overwrite)
     stats.seconds["select_and_write"] = round(time.perf_counter() - clock, 1)
     return stats
-
-
-def mine_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="rag-retrieval mine", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="query/positive records (documents with label > 0 are positives)")
-    parser.add_argument("output", help="pos_neg JSONL to write")
-    parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--corpus", help="JSONL with 'text' (and 'title'), or one passage per line; "
-                                         "default: every document of the input")
-    parser.add_argument("--method", default="bm25", choices=METHODS)
-    parser.add_argument("--model", default="minilm", help="dense embedder: a folder of ours, hub id or alias")
-    parser.add_argument("--negatives", type=int, default=8)
-    parser.add_argument("--range", default="1-100", help="ranks among non-positive candidates (default 1-100)")
-    parser.add_argument("--sampling", default="top", choices=SAMPLING)
-    parser.add_argument("--margin", type=float, help="false-negative filter: drop candidates scoring at or above "
-                                                     "(weakest positive - MARGIN), e.g. 0; default: no filter")
-    parser.add_argument("--relative-margin", type=float,
-                        help="false-negative filter: drop candidates scoring at or above (weakest positive * (1 - R)), "
-                             "e.g. 0.05 for dense scores; default: no filter")
-    parser.add_argument("--exclude", help="records whose positives must not be mined (e.g. the eval set)")
-    parser.add_argument("--exclude-format", default="pos_neg", choices=FORMATS)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--query-max-len", type=int, default=64)
-    parser.add_argument("--passage-max-len", type=int, default=256)
-    parser.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="autocast for the dense embedder (auto: bf16 where the CPU/GPU runs it fast)")
-    parser.add_argument("--device")
-    parser.add_argument("--index", default="auto", choices=INDEXES, help="exact search: torch or FAISS (auto: FAISS "
-                                                                         "when installed)")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--json", help="also write the summary as JSON here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
-        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(MineOptions) if hasattr(args, f.name)}
-        options = MineOptions(**given, rank_range=parse_range(args.range))
-        stats = mine_file(args.input, args.format, args.output, options)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
-    summary = stats.__dict__
-    print(f"{args.input} -> {args.output} ({args.method}, ranks {args.range}, {args.sampling}):")
-    print_stats(summary)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
-    return 0

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from .common import InputError, good_records
-from .io import iter_jsonl, to_example
+from .io import iter_jsonl, iter_lines, to_example
+from .sources import strip_compression
 
 
 def dedup_key(text: str) -> str:
@@ -32,7 +33,7 @@ def read_corpus(path: str) -> list:
     """Passages of ``path``: JSONL records with ``text`` (``title`` prepended when present, BEIR
     style) or plain text, one passage per line. Raises InputError naming file, line and key."""
     texts, errors = [], []
-    if path.endswith((".jsonl", ".json")):
+    if strip_compression(path).endswith((".jsonl", ".json")):
         for line_no, record, problems in iter_jsonl(path):
             if not problems:
                 if not isinstance(record, dict):
@@ -45,15 +46,10 @@ def read_corpus(path: str) -> list:
             title = record.get("title")
             texts.append(f"{title} {record['text']}".strip() if isinstance(title, str) and title else record["text"])
     else:
-        with open(path, "rb") as f:
-            for line_no, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as err:
-                    errors.append(f"{path}:{line_no}: line: not valid UTF-8 ({err.reason} at byte {err.start})")
-                    continue
-                if line:
-                    texts.append(line)
+        for line_no, line, problems in iter_lines(path):
+            errors.extend(f"{path}:{line_no}: {p}" for p in problems)
+            if line is not None:
+                texts.append(line.strip())
     if errors:
         shown = errors[:20] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else [])
         raise InputError("bad corpus records, nothing written:\n  " + "\n  ".join(shown))

@@ -1,25 +1,17 @@
-"""Data tools behind ``rag-retrieval validate`` and ``rag-retrieval split``. ``convert`` lives in
-:mod:`.convert` and is re-exported here, where the CLI and scripts name it.
-
-    rag-retrieval validate data.jsonl --format pos_neg --tokenizer minilm --against test.jsonl
-    rag-retrieval split data.jsonl --format pos_neg --eval-fraction 0.1 --train-out train.jsonl --eval-out dev.jsonl
-"""
+"""Data tools behind ``rag-retrieval validate`` and ``rag-retrieval split`` (their command lines are
+in :mod:`rag_retrieval.cli.data`). ``convert`` lives in :mod:`.convert` and is re-exported here."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
-import sys
-from typing import Optional, Sequence
+from typing import Optional
 
-from .common import InputError, check_records, good_records, print_stats, spread
-from .convert import convert_file, convert_main, read_pairs, to_pos_neg, to_records
+from .common import InputError, check_records, good_records, spread
+from .convert import convert_file, read_pairs, to_pos_neg, to_records
 from .io import FORMATS, iter_jsonl, to_example, write_jsonl_atomic
 
-__all__ = ["InputError", "convert_file", "convert_main", "read_pairs", "split_file", "split_main", "to_pos_neg",
-           "to_records", "validate_file", "validate_main"]
+__all__ = ["InputError", "convert_file", "read_pairs", "split_file", "to_pos_neg", "to_records", "validate_file"]
 
 
 def _percentiles(values: list) -> dict:
@@ -105,50 +97,3 @@ def split_file(path: str, fmt: str, eval_fraction: float, train_out: str, eval_o
     write_jsonl_atomic(dev, eval_out, overwrite=overwrite)
     return {"train_records": len(train), "eval_records": len(dev), "train_queries": len(queries) - n_eval,
             "eval_queries": n_eval}
-
-
-
-def validate_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="rag-retrieval validate", description=validate_file.__doc__)
-    parser.add_argument("path")
-    parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--tokenizer", help="count lengths in tokens of this tokenizer (hub id, folder or alias)")
-    parser.add_argument("--against", help="a JSONL (e.g. the eval set) whose queries should not appear here")
-    parser.add_argument("--json", help="also write the report as JSON here")
-    args = parser.parse_args(argv)
-    tokenizer = None
-    if args.tokenizer:
-        from transformers import AutoTokenizer
-
-        from ..models.hub import resolve_model_path
-
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.tokenizer))
-    report = validate_file(args.path, args.format, tokenizer, args.against)
-    for error in report["errors"]:
-        print(error, file=sys.stderr)
-    print(f"{args.path} ({args.format}): {'OK' if not report['errors'] else str(len(report['errors'])) + ' problem(s)'}")
-    print_stats(report["stats"])
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1, ensure_ascii=False)
-    return 1 if report["errors"] else 0
-
-
-def split_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="rag-retrieval split", description=split_file.__doc__)
-    parser.add_argument("path")
-    parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--eval-fraction", type=float, default=0.1)
-    parser.add_argument("--train-out", required=True)
-    parser.add_argument("--eval-out", required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        counts = split_file(args.path, args.format, args.eval_fraction, args.train_out, args.eval_out, args.seed,
-                            args.overwrite)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
-    print(json.dumps(counts))
-    return 0
-

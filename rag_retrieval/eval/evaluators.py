@@ -69,6 +69,9 @@ class RerankEvaluator:
         self.batch_size = batch_size
         self.name = name
 
+    def describe(self) -> str:
+        return f"{len(self.examples)} queries of {self.path}"
+
     def scores(self, model) -> list:
         """One list of scores per query, aligned with its ``docs``."""
         examples = self.examples
@@ -148,6 +151,10 @@ class RetrievalEvaluator:
         self.k_values = [int(k) for k in k_values]
         self.batch_size = batch_size
         self.name = name
+        self.path = corpus_path
+
+    def describe(self) -> str:
+        return f"{len(self.queries)} queries over the {len(self.corpus_texts)} passages of {self.path}"
 
     def __call__(self, model) -> dict:
         if not hasattr(model, "encode_queries"):
@@ -178,6 +185,10 @@ class EvaluatorGroup:
         self.evaluators = list(evaluators)
         self.max_length = max_length
         self.bf16 = bf16
+
+    def describe(self) -> str:
+        """What an evaluation reads, for the line said before it starts."""
+        return "; ".join(ev.describe() for ev in self.evaluators if hasattr(ev, "describe"))
 
     def __call__(self, model) -> dict:
         key = next((k for k in ("max_length", "passage_max_len") if hasattr(model, k)), None)

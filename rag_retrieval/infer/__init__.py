@@ -1,8 +1,9 @@
 """Inference: one ``Reranker`` for every ranking model, an ``Embedder`` for bi-encoders."""
 
 from .base import BaseRanker, RankedDoc, RankedResults, token_windows
-from .rankers import (MODEL_TYPES, ColBERTRanker, CrossEncoderRanker, Embedder, LayerwiseLLMRanker, LLMRanker,
-                      PERankRanker, Reranker, detect_model_type)
+from .embedder import Embedder
+from .rankers import (MODEL_TYPES, ColBERTRanker, CrossEncoderRanker, LayerwiseLLMRanker, LLMRanker, PERankRanker,
+                      Reranker, detect_model_type)
 
 __all__ = ["BaseRanker", "ColBERTRanker", "CrossEncoderRanker", "Embedder", "LLMRanker", "LayerwiseLLMRanker", "MODEL_TYPES", "PERankRanker",
            "RankedDoc", "RankedResults", "Reranker", "detect_model_type", "token_windows"]

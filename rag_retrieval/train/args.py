@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional, Union
 
 from transformers import TrainingArguments
 
@@ -30,17 +30,15 @@ class RetrievalTrainingArguments(TrainingArguments):
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "learning rate of newly initialised weights (a new head); None: learning_rate"})
-    nonfinite_loss: str = field(
+    nonfinite_loss: Literal["stop", "skip"] = field(
         default="stop", metadata={"help": "a NaN/inf loss: 'stop' the run with an error, or 'skip' the batch"})
+    bf16: Union[bool, Literal["auto"]] = field(
+        default=False, metadata={"help": "bf16 autocast; 'auto': where it is fast (bf16 GPU, CPU with bf16 units)"})
 
-    def __post_init__(self):
+    def __post_init__(self):  # types and ranges are checked by rag_retrieval.config before this runs
         if self.nonfinite_loss not in NONFINITE_LOSS:
             raise ValueError(f"train.nonfinite_loss={self.nonfinite_loss!r} is not valid; choose one of: "
                              f"{', '.join(NONFINITE_LOSS)}")
         if self.bf16 == "auto":
             self.bf16 = bf16_supported(bool(self.use_cpu))
         super().__post_init__()
-        for key in ("learning_rate", "head_learning_rate"):
-            value = getattr(self, key)
-            if value is not None and value < 0:
-                raise ValueError(f"train.{key} must be >= 0, got {value}")

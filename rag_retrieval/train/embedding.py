@@ -15,8 +15,8 @@ from .run import init_run, run_main, train_and_report
 from .trainer import RetrievalTrainer
 
 
-def main(argv=None) -> dict:
-    cfg = load_config(argv, "embedding", RetrievalTrainingArguments)
+def main(argv=None, kind: str = "embedding") -> dict:
+    cfg = load_config(argv, kind, RetrievalTrainingArguments)
     ready = preflight(cfg)  # every check that needs no weights, and the data
     init_run(cfg)
 

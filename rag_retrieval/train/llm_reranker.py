@@ -15,8 +15,8 @@ from .run import init_run, run_main, train_and_report
 from .trainer import RetrievalTrainer
 
 
-def main(argv=None) -> dict:
-    cfg = load_config(argv, "llm_reranker", RetrievalTrainingArguments)
+def main(argv=None, kind: str = "llm_reranker") -> dict:
+    cfg = load_config(argv, kind, RetrievalTrainingArguments)
     ready = preflight(cfg)  # every check that needs no weights, and the data
     init_run(cfg)
 

@@ -19,8 +19,9 @@ from ..data import load_examples
 from ..errors import ConfigError
 from ..eval.evaluators import build_evaluator
 from ..kinds import SETTINGS_FILE
-from ..models.hub import resolve_model_path
-from ..models.weights import model_source
+from ..models.hub import check_model, resolve_model_path
+from ..models.weights import adapter_base, model_source
+from ..utils.quiet import quiet_libraries
 
 logger = logging.getLogger(__name__)
 # encoders whose position table has two extra slots for the padding offset
@@ -38,11 +39,11 @@ class Ready:
 
 def preflight(cfg) -> Ready:
     """Run every check that needs no model weights, then read the data (file:line errors)."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
-                        if cfg.train.process_index == 0 else logging.WARNING)
+    quiet_libraries(logging.INFO if cfg.train.process_index == 0 else logging.WARNING)
     check_output_dir(cfg.train)
     check_launcher(cfg)
     resume = resolve_resume(cfg.train)
+    check_models(cfg)
     check_lengths(cfg)
     examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples)
     if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
@@ -93,6 +94,21 @@ def _zero_stage(deepspeed) -> int:
         with open(deepspeed) as f:
             deepspeed = json.load(f)
     return int((deepspeed.get("zero_optimization") or {}).get("stage", 0))
+
+
+def check_models(cfg) -> None:
+    """Every model the run names can load (a folder, an alias, the offline cache) before any weight
+    does: one line naming the key otherwise."""
+    try:
+        path = check_model(cfg.model.model_name_or_path, "model.model_name_or_path")
+        base = adapter_base(path) if os.path.isdir(path) else None
+        if base:
+            check_model(base, f"the base model of the LoRA adapter {path}")
+        embedder = getattr(cfg.model, "embedder", None)
+        if embedder and not cfg.model.continues:
+            check_model(embedder, "model.embedder")
+    except FileNotFoundError as err:
+        raise ConfigError(f"{cfg.source}: {err}") from None
 
 
 def check_lengths(cfg) -> None:

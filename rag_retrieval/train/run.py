@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
-from ..errors import DataError
-from ..errors import ConfigError
+from ..errors import run_command
 from ..eval.evaluators import dump_metrics, format_table
 from ..utils.dist import finish
 
@@ -51,6 +49,7 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
 def evaluate_model(evaluator, model, label: str, results: dict) -> None:
     """Evaluate ``model`` into ``results[label]`` (every process runs it: ZeRO-3 needs all ranks)."""
     if evaluator is not None:
+        logger.info("evaluating the model %s training: %s ...", label, evaluator.describe())
         results[label] = evaluator(model)
 
 
@@ -75,8 +74,6 @@ def shutdown(cfg) -> None:
 
 
 def run_main(main) -> None:
-    """``python -m`` entry: clear one-line errors for bad config, data or paths."""
-    try:
-        main(sys.argv[1:])
-    except (ConfigError, DataError, FileExistsError, FileNotFoundError, FloatingPointError) as err:
-        sys.exit(f"error: {err}")
+    """``python -m rag_retrieval.train.<kind>``: a user's mistake is one ``error:`` line, no traceback
+    (``--debug`` or ``RAG_RETRIEVAL_DEBUG=1`` shows it; see rag_retrieval.errors.run_command)."""
+    run_command(main)

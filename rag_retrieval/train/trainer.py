@@ -15,6 +15,8 @@ from typing import Callable, Optional
 import torch
 from transformers import Trainer
 
+from .progress import readable_logs
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,6 +65,7 @@ class RetrievalTrainer(Trainer):
         self.loss_fn = loss_fn
         self.evaluator = evaluator
         self._loss_parts: dict = {}
+        readable_logs(self)
         ds = getattr(self.args, "hf_deepspeed_config", None)
         if getattr(self.args, "head_learning_rate", None) is not None and ds is not None and "optimizer" in ds.config:
             logger.warning("train.head_learning_rate is not applied: the DeepSpeed config defines its own optimizer "

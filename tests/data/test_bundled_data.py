@@ -1,21 +1,63 @@
-"""The bundled sample (data/pkgdesc) is the head of ../shared/data/pkgdesc, so results on it are
-results on the shared benchmark's first 3,000 training and first 300 test queries."""
+"""The bundled pkgdesc files (data/pkgdesc/*.jsonl.xz) are ../shared/data/pkgdesc, compressed: results
+on them are results on the shared benchmark. And every compression a reader takes reads as the plain file."""
 
-import itertools
-import json
+import bz2
+import gzip
+import lzma
 import os
+import shutil
 
 import pytest
+import zstandard
 
+from rag_retrieval.data.io import iter_jsonl, load_examples
+from rag_retrieval.data.mining_corpus import read_corpus
+from rag_retrieval.data.sources import open_binary
 from tests.conftest import ROOT, SHARED_DATA
 
 SHARED = os.path.join(SHARED_DATA, "pkgdesc")
+BUNDLED = os.path.join(ROOT, "data", "pkgdesc")
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED), reason="../shared/data/pkgdesc not present")
-@pytest.mark.parametrize("name,n", [("train.jsonl", 3000), ("test.jsonl", 300)])
-def test_bundled_sample_is_the_head_of_the_shared_split(name, n):
-    with open(os.path.join(ROOT, "data", "pkgdesc", name)) as ours, open(os.path.join(SHARED, name)) as shared:
-        mine = [json.loads(line) for line in ours]
-        head = [json.loads(line) for line in itertools.islice(shared, n)]
-    assert len(mine) == n and mine == head
+@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "corpus.jsonl", "test_queries.jsonl"])
+def test_bundled_files_are_the_shared_ones(name):
+    with open_binary(os.path.join(BUNDLED, name + ".xz")) as ours, open(os.path.join(SHARED, name), "rb") as shared:
+        assert ours.read() == shared.read()
+
+
+def compress(plain: str, suffix: str) -> str:
+    out = plain + suffix
+    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(suffix)
+    with open(plain, "rb") as src:
+        if opener is not None:
+            with opener(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            with open(out, "wb") as dst:
+                zstandard.ZstdCompressor().copy_stream(src, dst)
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".xz", ".bz2", ".zst"])
+def test_compressed_files_read_equal_to_the_plain_ones(suffix, tmp_path):
+    for name in ("train.jsonl", "hits.jsonl"):
+        plain = str(tmp_path / name)
+        shutil.copy(os.path.join(ROOT, "data", "example", name), plain)
+        packed = compress(plain, suffix)
+        assert list(iter_jsonl(packed)) == list(iter_jsonl(plain))
+    fmt = "pos_neg"
+    a, b = load_examples(plain.replace("hits", "train"), fmt), load_examples(packed.replace("hits", "train"), fmt)
+    assert a.to_list() == b.to_list()
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("first passage\nsecond passage\n")
+    assert read_corpus(compress(str(corpus), suffix)) == ["first passage", "second passage"]
+
+
+def test_a_broken_compressed_file_is_one_line(tmp_path):
+    from rag_retrieval.errors import DataError
+
+    bad = tmp_path / "train.jsonl.xz"
+    bad.write_bytes(b"not xz at all\n")
+    with pytest.raises(DataError, match=r"train.jsonl.xz: cannot read it as .xz data"):
+        list(iter_jsonl(str(bad)))

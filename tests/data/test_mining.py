@@ -5,12 +5,13 @@ import os
 
 import pytest
 
-from rag_retrieval.cli import main as cli
 from rag_retrieval.data.io import iter_jsonl
 from rag_retrieval.data.mining import MineOptions, mine_file, read_corpus
 from rag_retrieval.data.tools import InputError
 
-from .test_tools import cli_rc, write
+from tests.helpers import cli_rc
+
+from .test_tools import write
 
 CORPUS = [
     "Firefox is a free and open source web browser from Mozilla.",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rag_retrieval.cli import main as cli
+from tests.helpers import cli_rc
 from rag_retrieval.data.tools import split_file, validate_file
 
 
@@ -40,12 +40,6 @@ def test_validate_reports_every_bad_line_and_stats(tmp_path, capsys):
     assert s["query_length"]["max"] == 2 and s["length_unit"] == "words"
     assert cli_rc(["validate", path, "--format", "pos_neg"]) == 1
     assert f"{path}:6: pos: missing" in capsys.readouterr().err
-
-
-def cli_rc(argv):
-    with pytest.raises(SystemExit) as exit_info:
-        cli(argv)
-    return exit_info.value.code
 
 
 def test_validate_counts_tokens_and_overlap(tmp_path):

@@ -84,6 +84,7 @@ def test_embedder_matches_training_code():
 
 def test_rerank_cli_writes_rankings_and_refuses_to_overwrite(tmp_path):
     from rag_retrieval.cli import main as cli
+    from tests.helpers import cli_rc
 
     out = tmp_path / "ranked.jsonl"
     with pytest.raises(SystemExit) as done:
@@ -92,9 +93,8 @@ def test_rerank_cli_writes_rankings_and_refuses_to_overwrite(tmp_path):
     assert done.value.code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 10 and len(rows[0]["ranked"]) == 3 and rows[0]["ranked"][0]["rank"] == 0
-    with pytest.raises(SystemExit) as done:
-        cli(["rerank", "--model", "tiny-bert", "--input", "data/example/test.jsonl", "--output", str(out)])
-    assert done.value.code == 2
+    assert cli_rc(["rerank", "--model", "tiny-bert", "--input", "data/example/test.jsonl", "--output", str(out)]) \
+        == f"error: {out} exists; pass --overwrite to replace it"
 
 
 def test_eval_cli_evaluates_a_cross_encoder(saved_minilm_reranker):

@@ -148,7 +148,7 @@ def test_nonfinite_loss_stops_with_a_clear_error_or_skips_the_batch(tmp_path, mo
     from safetensors.torch import load_file
 
     assert all(torch.isfinite(w).all() for w in load_file(str(tmp_path / "skip" / "model.safetensors")).values())
-    with pytest.raises(ConfigError, match="train.nonfinite_loss='ignore' is not valid; choose one of: stop, skip"):
+    with pytest.raises(ConfigError, match="train.nonfinite_loss: expected 'stop' or 'skip', got 'ignore' \\(command line\\)"):
         main(tiny_args(tmp_path / "x", "train.nonfinite_loss=ignore", config=CFG))
 
 

@@ -1,0 +1,5 @@
+"""``python -m rag_retrieval.cli``: the ``rag-retrieval`` command."""
+
+from . import main
+
+main()

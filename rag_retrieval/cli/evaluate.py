@@ -1,0 +1,80 @@
+"""``rag-retrieval eval``: evaluate one model, or compare several, on a reranking file and/or a corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..utils.commands import command_parser
+
+
+def load_model(name: str, dtype=None):
+    """A model for evaluation: a bi-encoder (sentence-transformers layout, alias or hub id) or any
+    ranker the inference API loads (cross-encoders, LLM rerankers, ColBERT; ``dtype``: their autocast)."""
+    from .. import kinds
+    from ..models import BiEncoder
+    from ..models.hub import check_model
+
+    path = check_model(name, "--model")
+    if not os.path.isdir(path) or kinds.detect(path) in ("embedding", None):
+        return BiEncoder.from_pretrained(name)
+    from ..infer import Reranker
+
+    return Reranker(name, dtype=dtype)
+
+
+def parser():
+    p = command_parser("eval", "Evaluate models and print a table of ranking metrics: rerank each query's "
+                       "candidates (--rerank) and/or retrieve from a corpus (--corpus with --queries, bi-encoders).",
+                       ["rag-retrieval eval --model minilm --rerank data/pkgdesc/test.jsonl.xz --max-queries 100",
+                        "rag-retrieval eval --model minilm --model outputs/embedding/minilm_pkgdesc "
+                        "--rerank data/pkgdesc/test.jsonl.xz   # compare two models",
+                        "rag-retrieval eval --model minilm --corpus corpus.jsonl --queries queries.jsonl --k 10 100"],
+                       "A model is a folder saved by this project, a sentence-transformers or FlagEmbedding folder, "
+                       "a hub id or an offline alias (minilm); its kind is read from its files. Files are checked "
+                       "before any model loads.")
+    p.add_argument("--model", action="append", required=True, help="model to evaluate; repeat to compare several")
+    p.add_argument("--rerank", metavar="FILE", help="reranking file: each query's positives ranked among its "
+                                                    "candidates (.jsonl, plain or compressed)")
+    p.add_argument("--format", default="pos_neg", choices=["pos_neg", "hits"], help="format of --rerank")
+    p.add_argument("--corpus", metavar="FILE", help="retrieval: corpus .jsonl of {id, text}")
+    p.add_argument("--queries", metavar="FILE", help="retrieval: queries .jsonl of {qid, query, pos_ids}")
+    p.add_argument("--max-queries", type=int, help="evaluate the first N queries only (default: all)")
+    p.add_argument("--k", type=int, nargs="+", default=[1, 10, 100], help="cut-offs of MRR@k, NDCG@k, Recall@k")
+    p.add_argument("--batch-size", type=int, default=128, help="encoding / scoring batch")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="rerankers: autocast (default: bf16 on a GPU, fp32 on CPU)")
+    p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
+    return p
+
+
+def main(argv=None) -> dict:
+    from ..eval.evaluators import RerankEvaluator, RetrievalEvaluator, format_table
+    from ..models.hub import check_model
+
+    p = parser()
+    args = p.parse_args(argv)
+    if not args.rerank and not args.corpus:
+        p.error("give --rerank FILE and/or --corpus FILE --queries FILE")
+    if bool(args.corpus) != bool(args.queries):
+        p.error("--corpus and --queries go together")
+    if args.max_queries is not None and args.max_queries < 1:
+        p.error(f"--max-queries must be at least 1, got {args.max_queries}")
+    if any(k < 1 for k in args.k):
+        p.error(f"--k: every cut-off must be at least 1, got {args.k}")
+    for name in args.model:
+        check_model(name, "--model")
+    evaluators = []  # files are read (and checked) before any model loads
+    if args.rerank:
+        evaluators.append(RerankEvaluator(args.rerank, args.max_queries, args.k, args.batch_size, fmt=args.format))
+    if args.corpus:
+        evaluators.append(RetrievalEvaluator(args.corpus, args.queries, args.max_queries, args.k, args.batch_size))
+    results = {}  # a table row per model
+    for name in args.model:
+        model = load_model(name, args.dtype)
+        results[name] = {k: v for ev in evaluators for k, v in ev(model).items()}
+    print(format_table(results))
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(results, f, indent=1)
+    return results

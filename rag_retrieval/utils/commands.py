@@ -1,0 +1,28 @@
+"""How every command's help looks: written for a command-line user, each option with its help,
+its default and its choices, and examples at the end (``rag-retrieval <command> --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import Sequence
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written; ``(default: X)`` after an option's help when it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "%(default)" not in text and not isinstance(action, argparse._StoreConstAction):
+            text += " (default: %(default)s)"
+        return text
+
+
+def command_parser(name: str, summary: str, examples: Sequence[str], details: str = "") -> argparse.ArgumentParser:
+    """The parser of ``rag-retrieval <name>``: ``summary`` (one paragraph), ``details`` below it,
+    then ``examples`` (command lines) after the options."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+    description = "\n\n".join(textwrap.fill(text, 100) for text in (summary, details) if text)
+    return argparse.ArgumentParser(prog=f"rag-retrieval {name}", description=description, epilog=epilog,
+                                   formatter_class=HelpFormatter, allow_abbrev=False)
