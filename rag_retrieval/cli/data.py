@@ -9,11 +9,12 @@ import sys
 from typing import Optional, Sequence
 
 from ..data.io import FORMATS
-from ..utils.commands import command_parser
+from ..utils.commands import command_parser, parse_columns
 
 FORMAT_HELP = ("pos_neg: {query, pos: [..], neg: [..]}; hits: {query, hits: [{content, label}]}; "
                "pointwise: {query, content, label}")
-INPUT_HELP = "a .jsonl file, plain or compressed (.gz, .xz, .bz2, .zst)"
+INPUT_HELP = ("a .jsonl file (plain or compressed: .gz, .xz, .bz2, .zst), a folder of .jsonl shards, a folder saved "
+              "by datasets.save_to_disk, or hf://datasets/ORG/NAME[:split]")
 
 
 def validate_parser():
@@ -27,6 +28,8 @@ def validate_parser():
     p.add_argument("--tokenizer", help="count lengths in tokens of this tokenizer (folder, hub id or alias such as "
                                        "minilm); default: whitespace words")
     p.add_argument("--against", help="another file (e.g. the eval set): report the queries it shares with this one")
+    p.add_argument("--columns", type=parse_columns, help="keys named otherwise: ours=theirs,..., e.g. "
+                                                         "query=question,pos=answer")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     return p
 
@@ -42,7 +45,7 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
         from ..models.weights import load_tokenizer
 
         tokenizer = load_tokenizer(check_model(args.tokenizer, "--tokenizer"))
-    report = validate_file(args.path, args.format, tokenizer, args.against)
+    report = validate_file(args.path, args.format, tokenizer, args.against, args.columns)
     for error in report["errors"]:
         print(error, file=sys.stderr)
     print(f"{args.path} ({args.format}): {'OK' if not report['errors'] else str(len(report['errors'])) + ' problem(s)'}")
@@ -86,14 +89,19 @@ def convert_parser():
                        "CSV rows become one query each with its answers as positives and negatives sampled from "
                        "the other answers; pointwise records of one query are grouped. Every input record is "
                        "checked first: on any problem nothing is written.")
-    p.add_argument("input", help="a .csv/.tsv or .jsonl file, plain or compressed")
+    p.add_argument("input", help="a .csv/.tsv or .jsonl file (plain or compressed), or a BEIR folder")
     p.add_argument("output", help=".jsonl file to write")
-    p.add_argument("--from", dest="src", required=True, choices=("csv", "tsv", *FORMATS), help="input format")
+    p.add_argument("--from", dest="src", required=True, choices=("csv", "tsv", "beir", *FORMATS), help="input format")
     p.add_argument("--to", dest="dst", required=True, choices=FORMATS, help="output format")
     p.add_argument("--question-column", default="question", help="csv/tsv: column of the questions")
     p.add_argument("--answer-column", default="answer", help="csv/tsv: column of the answers")
     p.add_argument("--delimiter", help="csv/tsv: field delimiter (default: comma for csv, tab for tsv)")
-    p.add_argument("--negatives", type=int, default=7, help="csv/tsv: negatives sampled from the other answers")
+    p.add_argument("--negatives", type=int, default=7, help="csv/tsv: negatives sampled from the other answers; "
+                                                            "beir with --mine: negatives mined per query")
+    p.add_argument("--split", default="train", help="beir: the qrels split to convert")
+    p.add_argument("--mine", choices=("bm25", "dense", "bm25+dense", "random"),
+                   help="beir: mine negatives from its corpus with this method (rag-retrieval mine; default: none)")
+    p.add_argument("--columns", type=parse_columns, help="jsonl input: keys named otherwise, ours=theirs,...")
     p.add_argument("--seed", type=int, default=42, help="seed of the negative sampling")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return p
@@ -103,14 +111,33 @@ def convert_main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data.convert import convert_file
 
     args = convert_parser().parse_args(argv)
+    if args.mine and args.src != "beir":
+        raise ValueError("--mine is for --from beir (other inputs: rag-retrieval mine)")
+    if args.mine:  # positives from the qrels, then negatives mined from the folder's corpus
+        import os
+        import tempfile
+
+        from ..data.mining import MineOptions, mine_file
+
+        if os.path.exists(args.output) and not args.overwrite:
+            raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+        with tempfile.TemporaryDirectory() as tmp:
+            pairs = os.path.join(tmp, "pairs.jsonl")
+            n = convert_file(args.input, "beir", "pos_neg", pairs, split=args.split)
+            mine_file(pairs, "pos_neg", args.output, MineOptions(corpus=args.input, method=args.mine,
+                                                                 negatives=args.negatives, seed=args.seed,
+                                                                 overwrite=args.overwrite))
+        print(f"{args.input} (beir, {args.split}) -> {args.output} (pos_neg, {args.mine} negatives): {n} records")
+        return 0
     n = convert_file(args.input, args.src, args.dst, args.output, args.overwrite, args.question_column,
-                     args.answer_column, args.delimiter, args.negatives, args.seed)
+                     args.answer_column, args.delimiter, args.negatives, args.seed, args.split, args.columns)
     print(f"{args.input} ({args.src}) -> {args.output} ({args.dst}): {n} records")
     return 0
 
 
 def mine_parser():
     from ..data.mining import INDEXES, METHODS, SAMPLING
+    from ..utils.text import BM25_TOKENIZERS
 
     p = command_parser("mine", "Mine hard negatives: for each query of the input, retrieve candidates from a corpus "
                        "and keep some of those ranked within a range as its negatives; writes pos_neg records.",
@@ -144,8 +171,12 @@ def mine_parser():
     p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"),
                    help="dense: autocast (auto: bf16 where the CPU/GPU runs it fast; default fp32)")
     p.add_argument("--device", help="dense: cpu, cuda, cuda:1, ... (default: the GPU when there is one)")
+    p.add_argument("--bm25-tokenizer", default="auto", choices=BM25_TOKENIZERS,
+                   help="bm25: auto (CJK text as character bigrams, else English words with stemming), english, cjk, "
+                        "whitespace")
     p.add_argument("--index", default="auto", choices=INDEXES, help="dense: exact search in torch or FAISS "
                                                                     "(auto: FAISS when installed)")
+    p.add_argument("--columns", type=parse_columns, help="the input's keys named otherwise: ours=theirs,...")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON to FILE")
     return p

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..utils.commands import command_parser
+from ..utils.commands import command_parser, parse_columns
 
 
 def load_model(name: str, dtype=None):
@@ -29,16 +29,23 @@ def parser():
                        ["rag-retrieval eval --model minilm --rerank data/pkgdesc/test.jsonl.xz --max-queries 100",
                         "rag-retrieval eval --model minilm --model outputs/embedding/minilm_pkgdesc "
                         "--rerank data/pkgdesc/test.jsonl.xz   # compare two models",
-                        "rag-retrieval eval --model minilm --corpus corpus.jsonl --queries queries.jsonl --k 10 100"],
+                        "rag-retrieval eval --model minilm --corpus corpus.jsonl --queries queries.jsonl --k 10 100",
+                        "rag-retrieval eval --model minilm --beir scifact --split test --k 10 100"],
                        "A model is a folder saved by this project, a sentence-transformers or FlagEmbedding folder, "
                        "a hub id or an offline alias (minilm); its kind is read from its files. Files are checked "
                        "before any model loads.")
     p.add_argument("--model", action="append", required=True, help="model to evaluate; repeat to compare several")
     p.add_argument("--rerank", metavar="FILE", help="reranking file: each query's positives ranked among its "
                                                     "candidates (.jsonl, plain or compressed)")
-    p.add_argument("--format", default="pos_neg", choices=["pos_neg", "hits"], help="format of --rerank")
+    p.add_argument("--format", default="pos_neg", choices=["pos_neg", "hits", "pointwise"],
+                   help="format of --rerank (hits: graded labels give graded NDCG; pointwise: grouped by query)")
+    p.add_argument("--columns", type=parse_columns, help="--rerank's keys named otherwise: ours=theirs,..., e.g. "
+                                                         "query=question,pos=answer")
     p.add_argument("--corpus", metavar="FILE", help="retrieval: corpus .jsonl of {id, text}")
     p.add_argument("--queries", metavar="FILE", help="retrieval: queries .jsonl of {qid, query, pos_ids}")
+    p.add_argument("--beir", metavar="DIR", help="retrieval on a BEIR folder: corpus.jsonl, queries.jsonl, "
+                                                 "qrels/<split>.tsv (graded)")
+    p.add_argument("--split", default="test", help="--beir: the qrels split")
     p.add_argument("--max-queries", type=int, help="evaluate the first N queries only (default: all)")
     p.add_argument("--k", type=int, nargs="+", default=[1, 10, 100], help="cut-offs of MRR@k, NDCG@k, Recall@k")
     p.add_argument("--batch-size", type=int, default=128, help="encoding / scoring batch")
@@ -54,8 +61,8 @@ def main(argv=None) -> dict:
 
     p = parser()
     args = p.parse_args(argv)
-    if not args.rerank and not args.corpus:
-        p.error("give --rerank FILE and/or --corpus FILE --queries FILE")
+    if not args.rerank and not args.corpus and not args.beir:
+        p.error("give --rerank FILE, --corpus FILE --queries FILE, or --beir DIR")
     if bool(args.corpus) != bool(args.queries):
         p.error("--corpus and --queries go together")
     if args.max_queries is not None and args.max_queries < 1:
@@ -66,9 +73,13 @@ def main(argv=None) -> dict:
         check_model(name, "--model")
     evaluators = []  # files are read (and checked) before any model loads
     if args.rerank:
-        evaluators.append(RerankEvaluator(args.rerank, args.max_queries, args.k, args.batch_size, fmt=args.format))
+        evaluators.append(RerankEvaluator(args.rerank, args.max_queries, args.k, args.batch_size, fmt=args.format,
+                                          columns=args.columns))
     if args.corpus:
         evaluators.append(RetrievalEvaluator(args.corpus, args.queries, args.max_queries, args.k, args.batch_size))
+    if args.beir:
+        evaluators.append(RetrievalEvaluator(max_queries=args.max_queries, k_values=args.k, batch_size=args.batch_size,
+                                             name="beir", beir=args.beir, split=args.split))
     results = {}  # a table row per model
     for name in args.model:
         model = load_model(name, args.dtype)

@@ -10,10 +10,11 @@ from ..utils.commands import command_parser
 def read_queries(path: str) -> list:
     """(query, docs) per line: ``{"query", "docs": [...]}``, or pos_neg / hits records (their
     documents are the candidates); every bad line is listed as file:line."""
-    from ..data.io import DataError, iter_jsonl
+    from ..data.inputs import iter_records
+    from ..data.io import DataError
 
     out, problems = [], []
-    for line_no, rec, errors in iter_jsonl(path):
+    for where, rec, errors in iter_records(path):
         if not errors and isinstance(rec, dict) and isinstance(rec.get("query"), str):
             if isinstance(rec.get("docs"), list):
                 docs = rec["docs"]
@@ -25,7 +26,7 @@ def read_queries(path: str) -> list:
                 out.append((rec["query"], docs))
                 continue
             errors = ["docs: expected a non-empty list of strings" if docs else "docs: missing"]
-        problems.extend(f"{path}:{line_no}: {e}" for e in (errors or ['expected {"query", "docs": [...]}']))
+        problems.extend(f"{where}: {e}" for e in (errors or ['expected {"query", "docs": [...]}']))
     if problems:
         raise DataError(f"{len(problems)} bad line(s):\n  " + "\n  ".join(problems[:20]))
     if not out:

@@ -213,8 +213,9 @@ def _check_paths(source: Source, data: DataArgs, evaluation: EvalArgs) -> None:
         ("eval.rerank_path", evaluation.rerank_path),
         ("eval.corpus_path", evaluation.corpus_path),
         ("eval.queries_path", evaluation.queries_path),
+        ("eval.beir_path", evaluation.beir_path),
     ]:
-        if value is not None and not os.path.isfile(value):
+        if value is not None and not (value.startswith("hf://") or os.path.exists(value)):
             section, name = key.split(".")
             raise ConfigError(f"{source(section, name)}: {key}: file not found: {value}")
 

@@ -16,12 +16,21 @@ def check_choice(section: str, key: str, value: Any, choices: Sequence[Any]) -> 
         raise ConfigError(f"{section}.{key}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
 
 
+def check_label_range(section: str, label_range) -> None:
+    if label_range is not None and (len(label_range) != 2 or not label_range[0] < label_range[1]):
+        raise ConfigError(f"{section}.label_range must be [min, max] with min < max, e.g. [0, 2] or [-20, -1]; "
+                          f"got {label_range}")
+
+
 @dataclass
 class DataArgs:
     """``data:`` section: where the examples are, their format, and how they are grouped."""
 
-    train_path: Union[str, list[str], None] = None  # a JSONL file (plain or compressed), or a list of them
+    train_path: Union[str, list[str], None] = None  # .jsonl (plain or compressed), a folder of shards, a datasets
+    # folder, hf://datasets/<org>/<name>[:split]; or a list of them
     format: str = "pos_neg"
+    columns: Optional[dict[str, str]] = None  # our key -> the file's, e.g. {query: question, pos: answer}
+    label_range: Optional[list[float]] = None  # [min, max]: labels mapped linearly to [0, 1] (RAG-Retrieval's min/max_label)
     group_size: int = 8  # 1 positive + group_size-1 negatives per query
     query_max_len: int = 64
     passage_max_len: int = 256
@@ -32,6 +41,7 @@ class DataArgs:
 
     def __post_init__(self):  # types and ranges: config.checks
         check_choice("data", "format", self.format, DATA_FORMATS)
+        check_label_range("data", self.label_range)
 
     @property
     def train_files(self) -> list:
@@ -76,7 +86,11 @@ class LossArgs:
 class EvalArgs:
     """``eval:`` section: ranking metrics during and after training (see rag_retrieval.eval)."""
 
-    rerank_path: Optional[str] = None  # {"query","pos","neg"} JSONL: rank pos among pos+neg
+    rerank_path: Optional[str] = None  # rank each query's positives among its candidates (any input of data.train_path)
+    format: str = "pos_neg"  # of rerank_path: pos_neg, hits (graded labels: graded NDCG) or pointwise (grouped by query)
+    columns: Optional[dict[str, str]] = None  # of rerank_path: our key -> the file's
+    beir_path: Optional[str] = None  # a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv): retrieval eval
+    beir_split: str = "test"
     corpus_path: Optional[str] = None  # retrieval eval: {"id","text"} JSONL
     queries_path: Optional[str] = None  # retrieval eval: {"qid","query","pos_ids"} JSONL
     max_queries: Optional[int] = None  # first N queries only
@@ -89,12 +103,13 @@ class EvalArgs:
     def __post_init__(self):  # types and ranges: config.checks
         if not self.k_values:
             raise ConfigError("eval.k_values is empty: give cutoffs such as [1, 10]")
+        check_choice("eval", "format", self.format, DATA_FORMATS)
         if (self.corpus_path is None) != (self.queries_path is None):
             raise ConfigError("eval.corpus_path and eval.queries_path go together (retrieval evaluation)")
 
     @property
     def enabled(self) -> bool:
-        return self.rerank_path is not None or self.corpus_path is not None
+        return self.rerank_path is not None or self.corpus_path is not None or self.beir_path is not None
 
 
 # The Trainer's own defaults that make no sense for retrieval training are changed here, once.

@@ -4,31 +4,33 @@ readers' checks, so a file that passes here also trains, and the way their summa
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 from ..errors import DataError
-from .io import iter_jsonl, validate_record
+from .inputs import iter_records
+from .io import validate_record
 
 InputError = DataError  # the data commands' name for malformed records, corpus lines or CSV rows
 
 
-def check_records(path: str, fmt: str) -> tuple:
-    """Read ``path`` with the training readers' checks: (good records, problems as
-    ``file:line: key: problem``, number of bad lines)."""
+def check_records(path: str, fmt: str, columns: Optional[dict] = None) -> tuple:
+    """Read ``path`` (any source of :mod:`.inputs`) with the training readers' checks: (good
+    records, problems as ``file:line: key: problem``, number of bad lines)."""
     good, errors, bad = [], [], 0
-    for line_no, record, problems in iter_jsonl(path):
+    for where, record, problems in iter_records(path, columns):
         problems = problems or validate_record(record, fmt)
         if problems:
             bad += 1
-            errors.extend(f"{path}:{line_no}: {p}" for p in problems)
+            errors.extend(f"{where}: {p}" for p in problems)
         else:
             good.append(record)
     return good, errors, bad
 
 
-def good_records(path: str, fmt: str) -> list:
+def good_records(path: str, fmt: str, columns: Optional[dict] = None) -> list:
     """Every record of ``path``; InputError listing each problem when any record is bad, so that
     a command writes nothing from a file it would only partly understand."""
-    good, errors, _ = check_records(path, fmt)
+    good, errors, _ = check_records(path, fmt, columns)
     if errors:
         raise InputError("bad records, nothing written:\n  " + "\n  ".join(errors))
     return good

@@ -7,6 +7,7 @@ import os
 import random
 from typing import Optional
 
+from .beir import beir_records
 from .common import InputError, good_records
 from .io import FORMATS, to_example, write_jsonl_atomic
 from .sources import open_text
@@ -88,11 +89,12 @@ def to_records(ex, fmt: str) -> list:
 
 def convert_file(path: str, src: str, dst: str, out: str, overwrite: bool = False, question_column: str = "question",
                  answer_column: str = "answer", delimiter: Optional[str] = None, negatives: int = 7,
-                 seed: int = 42) -> int:
-    """Convert ``path`` from ``src`` (csv, tsv, pos_neg, hits, pointwise) to ``dst`` (pos_neg, hits,
-    pointwise) into ``out``; returns the number of records written. CSV/TSV question,answer rows
-    become pos_neg first (answers grouped by question, ``negatives`` sampled from other answers);
-    pointwise records of one query are grouped. Every input record is checked first: on any
+                 seed: int = 42, split: str = "train", columns: Optional[dict] = None) -> int:
+    """Convert ``path`` from ``src`` (csv, tsv, beir, pos_neg, hits, pointwise) to ``dst`` (pos_neg,
+    hits, pointwise) into ``out``; returns the number of records written. CSV/TSV question,answer
+    rows become pos_neg first (answers grouped by question, ``negatives`` sampled from other
+    answers); a BEIR folder's ``split`` gives each query its relevant documents as positives (no
+    negatives: mine them); pointwise records of one query are grouped. Every input record is checked first: on any
     problem nothing is written (errors name file:line). Raises InputError / ValueError."""
     if dst not in FORMATS:
         raise ValueError(f"--to {dst!r}: choose one of {', '.join(FORMATS)}")
@@ -101,9 +103,11 @@ def convert_file(path: str, src: str, dst: str, out: str, overwrite: bool = Fals
     if src in ("csv", "tsv"):
         rows = read_pairs(path, question_column, answer_column, delimiter or ("\t" if src == "tsv" else ","))
         src, examples = "pos_neg", [to_example(r, "pos_neg") for r in to_pos_neg(rows, negatives, seed)]
+    elif src == "beir":
+        src, examples = "pos_neg", [to_example(r, "pos_neg") for r in beir_records(path, split)]
     elif src in FORMATS:
         examples, grouped = [], {}
-        for record in good_records(path, src):
+        for record in good_records(path, src, columns):
             ex = to_example(record, src)
             if src != "pointwise":
                 examples.append(ex)
@@ -115,7 +119,7 @@ def convert_file(path: str, src: str, dst: str, out: str, overwrite: bool = Fals
                 g.docs, g.labels = g.docs + ex.docs, g.labels + ex.labels
                 g.scores = (g.scores + ex.scores) if g.scores is not None and ex.scores is not None else None
     else:
-        raise ValueError(f"--from {src!r}: choose one of csv, tsv, {', '.join(FORMATS)}")
+        raise ValueError(f"--from {src!r}: choose one of csv, tsv, beir, {', '.join(FORMATS)}")
     records = [rec for ex in examples for rec in to_records(ex, dst)]
     write_jsonl_atomic(records, out, overwrite=overwrite)
     return len(records)

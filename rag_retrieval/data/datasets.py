@@ -24,45 +24,94 @@ def _flat_column(table, name: str) -> tuple:
     return col.values.to_numpy(zero_copy_only=False), col.offsets.to_numpy()
 
 
-def no_duplicate_order(order: np.ndarray, keys: np.ndarray, batch_size: int) -> np.ndarray:
-    """Reorder ``order`` so that no chunk of ``batch_size`` holds two equal ``keys``.
+def no_duplicate_order(order: np.ndarray, keys: np.ndarray, batch_size: int, texts=None) -> np.ndarray:
+    """Reorder ``order`` so that no chunk of ``batch_size`` holds an item's positive (``keys[i]``)
+    twice, nor as one of another item's texts (``texts(i)``: the keys of every document of item
+    i, whose negatives are drawn from them), so no document in a batch is a positive of one query
+    and a negative of another.
 
-    Greedy and stable: an item whose key is already in the current chunk waits for the next one.
+    Greedy and stable: an item that clashes with the current chunk waits for the next one.
     Items that fit nowhere (a key on more than half the data) end up in the last chunks.
 
     >>> no_duplicate_order(np.arange(6), np.array([7, 7, 8, 9, 7, 10]), 2).tolist()
     [0, 2, 1, 3, 4, 5]
+    >>> others = {0: [1, 5], 1: [2, 1], 2: [3, 6], 3: [4, 7]}  # item 1's document 1 is item 0's positive
+    >>> no_duplicate_order(np.arange(4), np.array([1, 2, 3, 4]), 2, lambda i: others[i]).tolist()
+    [0, 2, 1, 3]
     """
     if batch_size <= 1:
         return order
+    texts = texts or (lambda i: (keys[i],))
     out, waiting = [], []
-    chunk_keys: set = set()
+    positives: set = set()
+    seen: set = set()  # every text of the chunk's items
+
+    def clashes(i) -> bool:
+        return keys[i] in positives or keys[i] in seen or any(t in positives for t in texts(i))
 
     def put(i):
         out.append(i)
-        chunk_keys.add(keys[i])
+        positives.add(keys[i])
+        seen.update(texts(i))
         if len(out) % batch_size == 0:
-            chunk_keys.clear()
+            positives.clear()
+            seen.clear()
 
     for i in order:
         for j, w in enumerate(waiting):  # earlier leftovers first, so nothing waits for long
-            if keys[w] not in chunk_keys:
+            if not clashes(w):
                 put(waiting.pop(j))
                 break
-        if keys[i] in chunk_keys:
+        if clashes(i):
             waiting.append(i)
         else:
             put(i)
     while waiting:
         placed = False
         for j, w in enumerate(waiting):
-            if keys[w] not in chunk_keys:
+            if not clashes(w):
                 put(waiting.pop(j))
                 placed = True
                 break
-        if not placed:  # no way round it: start a new chunk with the duplicates
-            put(waiting.pop(0))
+        if not placed:
+            w = waiting.pop(0)
+            k = _swap_partner(out, w, batch_size, keys, texts)
+            if k is None:  # no way round it: the clash stays
+                put(w)
+            else:  # w takes the place of an item of an earlier chunk, which moves to this one
+                out[k], w = w, out[k]
+                put(w)
     return np.asarray(out, dtype=np.int64)
+
+
+def _fits_together(items, keys, texts) -> bool:
+    """No item's positive is another item's positive or text."""
+    return not any(a != b and (keys[a] == keys[b] or keys[a] in set(texts(b))) for a in items for b in items)
+
+
+def _swap_partner(out: list, w: int, batch_size: int, keys, texts):
+    """A position k of a full earlier chunk whose item can change places with ``w``: w fits in k's
+    chunk and that item fits in the open last chunk. None when there is none."""
+    open_start = len(out) - len(out) % batch_size
+    current = out[open_start:]
+    for k in range(open_start):
+        start = k - k % batch_size
+        chunk = out[start : start + batch_size]
+        if _fits_together([w if i == out[k] else i for i in chunk], keys, texts) and \
+                _fits_together(current + [out[k]], keys, texts):
+            return k
+    return None
+
+
+def filler_label(labels) -> float:
+    """The label of a random document of another record that fills a group: 0, or below every
+    label of the record when its labels are ranks (negative).
+
+    >>> filler_label([1.0]), filler_label([-1.0, -1.0])
+    (0.0, -2.0)
+    """
+    low = float(min(labels))
+    return 0.0 if low >= 0 else low - 1.0
 
 
 class GroupedDataset(torch.utils.data.Dataset):
@@ -76,9 +125,10 @@ class GroupedDataset(torch.utils.data.Dataset):
             size never repeat a positive text. 1 disables the check.
         shuffle: shuffle per epoch (True for training).
 
-    Negatives are the documents labelled below the chosen positive; when there are fewer than
-    G-1, they are drawn with replacement; when there are none, random documents of other
-    examples are used.
+    The positive is one of the top-labelled documents (binary, graded and rank labels alike);
+    negatives are the documents labelled below it; when there are fewer than G-1, they are drawn
+    with replacement; when there are none, random documents of other examples are used
+    (:func:`filler_label`).
 
     Example:
         >>> from rag_retrieval.data.io import load_examples
@@ -122,9 +172,11 @@ class GroupedDataset(torch.utils.data.Dataset):
         for i in range(n):
             labels = self._labels[starts[i] : ends[i]]
             best = labels.max()
-            candidates = np.flatnonzero(labels == best) if best > 0 else np.arange(len(labels))
+            candidates = np.flatnonzero(labels == best)  # a top-labelled document (rank labels: the -1)
             self._positive[i] = starts[i] + candidates[int(draws[i] * len(candidates))]
-        self._order = no_duplicate_order(order, self._hashes[self._positive], self.global_batch_size)
+        hashes, offsets = self._hashes, self._offsets
+        self._order = no_duplicate_order(order, hashes[self._positive], self.global_batch_size,
+                                         lambda i: hashes[offsets[i] : offsets[i + 1]].tolist())
 
     def __getitem__(self, idx: int) -> dict:
         i = int(self._order[idx])
@@ -141,12 +193,13 @@ class GroupedDataset(torch.utils.data.Dataset):
         passages = [row["docs"][j] for j in chosen]
         item_labels = [float(labels[j]) for j in chosen]
         if k > 0 and len(neg_pool) == 0:  # no negatives of its own: random documents of other examples
+            filler = filler_label(labels)
             for _ in range(k):
                 other = int(rng.integers(len(self.examples) - 1)) if len(self.examples) > 1 else 0
                 other += other >= i and len(self.examples) > 1
                 docs = self.examples[other]["docs"]
                 passages.append(docs[int(rng.integers(len(docs)))])
-                item_labels.append(0.0)
+                item_labels.append(filler)
         item = {"query": row["query"], "passages": passages, "prompt": row["prompt"], "labels": item_labels}
         if self.has_scores:  # teacher scores exist only for the example's own documents
             item["teacher_scores"] = [row["scores"][j] for j in chosen] if len(chosen) == len(passages) else None

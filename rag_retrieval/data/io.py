@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from ..errors import DataError  # noqa: F401  (raised here; data.io.DataError is a public name)
+from .inputs import iter_records
+from .labels import scale
 from .sources import iter_jsonl, iter_lines, write_jsonl_atomic  # noqa: F401  (public names of data.io)
 
 logger = logging.getLogger(__name__)
@@ -150,8 +152,9 @@ def to_example(record: dict, fmt: str) -> Example:
     return Example(record["query"], [record["content"]], [float(record["label"])], scores, record.get("prompt"))
 
 
-def scan(paths: Sequence[str], fmt: str, skip_bad_lines: bool = False) -> dict:
-    """Validate every record of ``paths``; returns ``{path: set of bad line numbers}``.
+def scan(sources: Sequence[str], fmt: str, skip_bad_lines: bool = False, columns: Optional[dict] = None) -> set:
+    """Validate every record of ``sources`` (files, shard folders, datasets; :mod:`.inputs`);
+    returns the ``where`` (file:line) of each bad record.
 
     Raises:
         DataError: when a record is bad and ``skip_bad_lines`` is False (all problems listed,
@@ -159,29 +162,27 @@ def scan(paths: Sequence[str], fmt: str, skip_bad_lines: bool = False) -> dict:
     """
     if fmt not in FORMATS:
         raise DataError(f"unknown data format '{fmt}'; choose one of: {', '.join(FORMATS)}")
-    bad: dict = {}
+    bad: set = set()
     problems: list = []
     n_good = 0
-    for path in paths:
-        bad[path] = set()
-        for line_no, record, errors in iter_jsonl(path):
+    for source in sources:
+        for where, record, errors in iter_records(source, columns):
             errors = errors or validate_record(record, fmt)
             if errors:
-                bad[path].add(line_no)
-                problems.extend(f"{path}:{line_no}: {e}" for e in errors)
+                bad.add(where)
+                problems.extend(f"{where}: {e}" for e in errors)
             else:
                 n_good += 1
-    n_bad = sum(len(v) for v in bad.values())
-    if n_bad and not skip_bad_lines:
+    if bad and not skip_bad_lines:
         shown = "\n  ".join(problems[:MAX_ERRORS_SHOWN])
         more = f"\n  ... and {len(problems) - MAX_ERRORS_SHOWN} more" if len(problems) > MAX_ERRORS_SHOWN else ""
         raise DataError(
-            f"{n_bad} bad record(s) in format '{fmt}' (set data.skip_bad_lines=true to skip them):\n  {shown}{more}"
+            f"{len(bad)} bad record(s) in format '{fmt}' (set data.skip_bad_lines=true to skip them):\n  {shown}{more}"
         )
-    if n_bad:
-        logger.warning("skipping %d bad record(s); first: %s", n_bad, problems[0])
+    if bad:
+        logger.warning("skipping %d bad record(s); first: %s", len(bad), problems[0])
     if n_good == 0:
-        raise DataError(f"no usable record in {', '.join(paths)} (format '{fmt}')")
+        raise DataError(f"no usable record in {', '.join(sources)} (format '{fmt}')")
     return bad
 
 
@@ -194,11 +195,11 @@ def text_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
-def _generate(paths, fmt, bad, max_examples, stamps):  # stamps only key the datasets cache
+def _generate(sources, fmt, bad, max_examples, columns, label_range, stamps):  # stamps only key the datasets cache
     n = 0
-    for path in paths:
-        for line_no, record, _ in iter_jsonl(path):
-            if line_no in bad[path]:
+    for source in sources:
+        for where, record, _ in iter_records(source, columns):
+            if where in bad:
                 continue
             if max_examples is not None and n >= max_examples:
                 return
@@ -206,28 +207,41 @@ def _generate(paths, fmt, bad, max_examples, stamps):  # stamps only key the dat
             yield {
                 "query": ex.query,
                 "docs": ex.docs,
-                "labels": ex.labels,
+                "labels": [scale(v, label_range) for v in ex.labels],
                 "scores": ex.scores,
                 "prompt": ex.prompt,
                 "doc_hashes": [text_hash(d) for d in ex.docs],
+                "where": where,
             }
             n += 1
 
 
-def load_examples(
-    paths, fmt: str, skip_bad_lines: bool = False, max_examples: Optional[int] = None, cache_dir: Optional[str] = None
-):
-    """Validate then load JSONL files into a memory-mapped ``datasets.Dataset`` of examples.
+def _stamp(source: str) -> tuple:
+    """What identifies a source's content for the datasets cache: path, size and time of its files."""
+    if not os.path.exists(source):
+        return (source,)
+    files = [os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs] if os.path.isdir(source) else [source]
+    return tuple((os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in sorted(files))
+
+
+def load_examples(paths, fmt: str, skip_bad_lines: bool = False, max_examples: Optional[int] = None,
+                  cache_dir: Optional[str] = None, columns: Optional[dict] = None,
+                  label_range: Optional[Sequence[float]] = None):
+    """Validate then load records into a memory-mapped ``datasets.Dataset`` of examples.
 
     Args:
-        paths: one path or a list of paths.
+        paths: one source or a list of them: ``.jsonl`` files (plain or compressed), folders of
+            shards, ``datasets`` folders, ``hf://datasets/<org>/<name>[:split]`` (:mod:`.inputs`).
         fmt: ``pos_neg``, ``hits`` or ``pointwise``.
         skip_bad_lines: skip malformed records (logged with a count) instead of failing.
         max_examples: keep the first N good records only.
         cache_dir: where ``datasets`` writes the Arrow cache (its default when None).
+        columns: key renaming, ours -> theirs (``data.columns``).
+        label_range: [min, max] labels are mapped from, linearly to [0, 1] (``data.label_range``).
 
     Returns:
-        ``datasets.Dataset`` with columns query, docs, labels, scores, prompt, doc_hashes.
+        ``datasets.Dataset`` with columns query, docs, labels, scores, prompt, doc_hashes, where
+        (each record's ``file:line``).
 
     Raises:
         DataError: bad records (file:line: key: problem), missing file, or nothing usable.
@@ -240,8 +254,8 @@ def load_examples(
     from datasets import Dataset, Features, Sequence as Seq, Value
 
     paths = [paths] if isinstance(paths, str) else list(paths)
-    bad = scan(paths, fmt, skip_bad_lines)
-    stamps = [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths]
+    bad = scan(paths, fmt, skip_bad_lines, columns)
+    stamps = [_stamp(p) for p in paths]
     features = Features(
         {
             "query": Value("string"),
@@ -250,7 +264,10 @@ def load_examples(
             "scores": Seq(Value("float32")),
             "prompt": Value("string"),
             "doc_hashes": Seq(Value("int64")),
+            "where": Value("string"),
         }
     )
-    gen_kwargs = {"paths": paths, "fmt": fmt, "bad": bad, "max_examples": max_examples, "stamps": stamps}
+    label_range = tuple(label_range) if label_range is not None else None  # datasets shards over lists
+    gen_kwargs = {"sources": paths, "fmt": fmt, "bad": bad, "max_examples": max_examples, "columns": columns,
+                  "label_range": label_range, "stamps": stamps}
     return Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)

@@ -25,6 +25,7 @@ from .common import spread
 from .io import write_jsonl_atomic
 from .mining_corpus import Corpus, Queries, dedup_key, load_corpus, read_corpus, read_queries  # noqa: F401
 from .mining_search import bm25_search, dense_search, encode_texts, fuse_rankings, positive_mrr
+from ..utils.text import BM25_TOKENIZERS
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,15 @@ class MineOptions:
         rank_range: (first, last) 1-based ranks among the non-positive candidates.
         sampling: ``top`` takes the best ranks in the range, ``random`` samples the range (seeded).
         margin / relative_margin: when given, a candidate scoring at or above ``pos - margin`` or
-            ``pos * (1 - relative_margin)`` (``pos``: the query's weakest positive, in the
+            ``pos - relative_margin * |pos|`` (``pos``: the query's weakest positive, in the
             method's own scores) is dropped as a likely false negative; both None keep all
             (e.g. ``margin=0``: nothing scoring at or above the positive; ``relative_margin=0.05``:
             nothing above 95% of it, NV-Retriever's positive-aware filter for dense scores).
         exclude: records (``exclude_format``) whose positives are removed from the corpus, e.g.
             the eval set, so no eval positive becomes a training negative.
         batch_size, dtype, device, index, query_max_len, passage_max_len: the dense embedder's.
+        bm25_tokenizer: ``auto`` (CJK text as character bigrams, else English words), ``english``,
+            ``cjk`` or ``whitespace``.
     """
 
     corpus: Optional[str] = None
@@ -87,6 +90,8 @@ class MineOptions:
     seed: int = 42
     batch_size: int = 64
     index: str = "auto"
+    bm25_tokenizer: str = "auto"
+    columns: Optional[dict] = None  # the input's keys named otherwise: ours -> theirs
     dtype: Optional[str] = None
     device: Optional[str] = None
     query_max_len: int = 64
@@ -96,7 +101,8 @@ class MineOptions:
 
     def __post_init__(self):
         for key, value, choices in (("method", self.method, METHODS), ("sampling", self.sampling, SAMPLING),
-                                    ("index", self.index, INDEXES)):
+                                    ("index", self.index, INDEXES), ("bm25-tokenizer", self.bm25_tokenizer,
+                                                                     BM25_TOKENIZERS)):
             if value not in choices:
                 raise ValueError(f"--{key} {value!r}: choose one of {', '.join(choices)}")
         if self.negatives < 1:
@@ -138,7 +144,8 @@ def retrieve(queries: Queries, corpus: Corpus, options: MineOptions, stats: Mine
     if options.method in ("bm25", "bm25+dense"):
         clock = time.perf_counter()
         bm_ids, bm_scores, retriever, q_tokens = bm25_search(queries.texts, corpus.texts, depth,
-                                                             show_progress=options.show_progress)
+                                                             show_progress=options.show_progress,
+                                                             tokenizer=options.bm25_tokenizer)
         rankings.append(bm_ids)
 
         def bm25_scores(q, docs):
@@ -176,9 +183,20 @@ def false_negative_filter(q: int, candidates: Sequence[int], positives: set, ret
     for scorer in retrieval.scorers:
         floor = min(scorer(q, sorted(positives)).values())  # the weakest positive, in this method's scores
         cuts = ([floor - options.margin] if options.margin is not None else []) + (
-            [floor * (1 - options.relative_margin)] if options.relative_margin is not None else [])
+            [relative_cut(floor, options.relative_margin)] if options.relative_margin is not None else [])
         limits.append((scorer(q, [c for c in candidates if c >= 0]), min(cuts)))
     return lambda doc: any(doc in scores and scores[doc] >= limit for scores, limit in limits)
+
+
+def relative_cut(floor: float, relative_margin: float) -> float:
+    """The score at which a candidate counts as too close to a positive scoring ``floor``: a
+    share ``relative_margin`` of its size below it, also for negative scores (where
+    ``floor * (1 - R)`` would lie above the positive).
+
+    >>> relative_cut(0.8, 0.05), relative_cut(-2.0, 0.5)
+    (0.76, -3.0)
+    """
+    return floor - relative_margin * abs(floor)
 
 
 def select_negatives(candidates: Sequence[int], positives: set, rank_range: tuple, n: int, sampling: str,
@@ -214,7 +232,7 @@ def mine_file(path: str, fmt: str, out: str, options: Optional[MineOptions] = No
     if os.path.exists(out) and not options.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     stats, clock = MineStats(), time.perf_counter()
-    queries = read_queries(path, fmt)
+    queries = read_queries(path, fmt, options.columns)
     corpus = load_corpus(queries, options.corpus, options.exclude, options.exclude_format)
     stats.queries, stats.corpus = len(queries.texts), len(corpus.texts)
     stats.corpus_duplicates_merged, stats.excluded_passages = corpus.duplicates_merged, corpus.excluded

@@ -6,11 +6,14 @@ like any passage, and selection recognises them by id instead of by text."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from .common import InputError, good_records
-from .io import iter_jsonl, iter_lines, to_example
+from .beir import is_beir, read_beir_corpus
+from .inputs import HF_PREFIX, iter_records
+from .io import iter_lines, to_example
 from .sources import strip_compression
 
 
@@ -24,24 +27,34 @@ def dedup_key(text: str) -> str:
 
 
 def positive_docs(ex) -> Iterator[str]:
-    """The documents of an :class:`~.io.Example` with a label > 0, the only ones mining trusts as
-    relevant (graded labels count as positive)."""
+    """The documents of an :class:`~.io.Example` mining trusts as relevant: those with a label > 0
+    (graded labels count as positive), or, for rank labels (all <= 0, higher better), the top-ranked.
+
+    >>> from rag_retrieval.data.io import Example
+    >>> list(positive_docs(Example("q", ["a", "b"], [2.0, 0.0]))), list(positive_docs(Example("q", ["a", "b"], [-2.0, -1.0])))
+    (['a'], ['b'])
+    """
+    top = max(ex.labels) if ex.labels else 0
+    if top <= 0 and min(ex.labels, default=0) < 0:
+        return (d for d, lab in zip(ex.docs, ex.labels) if lab == top)
     return (d for d, lab in zip(ex.docs, ex.labels) if lab > 0)
 
 
 def read_corpus(path: str) -> list:
     """Passages of ``path``: JSONL records with ``text`` (``title`` prepended when present, BEIR
-    style) or plain text, one passage per line. Raises InputError naming file, line and key."""
+    style), a BEIR folder's corpus, or plain text, one passage per line. Raises InputError naming file, line and key."""
     texts, errors = [], []
-    if strip_compression(path).endswith((".jsonl", ".json")):
-        for line_no, record, problems in iter_jsonl(path):
+    if is_beir(path):
+        return read_beir_corpus(path)[1]
+    if strip_compression(path).endswith((".jsonl", ".json")) or os.path.isdir(path) or path.startswith(HF_PREFIX):
+        for where, record, problems in iter_records(path):
             if not problems:
                 if not isinstance(record, dict):
                     problems = [f"line: expected an object, got {type(record).__name__}"]
                 elif not isinstance(record.get("text"), str) or not record["text"].strip():
                     problems = ["text: missing" if "text" not in record else "text: expected a non-empty string"]
             if problems:
-                errors.extend(f"{path}:{line_no}: {p}" for p in problems)
+                errors.extend(f"{where}: {p}" for p in problems)
                 continue
             title = record.get("title")
             texts.append(f"{title} {record['text']}".strip() if isinstance(title, str) and title else record["text"])
@@ -68,10 +81,10 @@ class Queries:
     docs: list  # every document of the input, positives and negatives: the corpus when none is given
 
 
-def read_queries(path: str, fmt: str) -> Queries:
+def read_queries(path: str, fmt: str, columns: Optional[dict] = None) -> Queries:
     """Stage 1, read. A query without a positive is left out (nothing would tell its negatives from
     its answers); InputError when no query is left, or naming file:line for any bad record."""
-    examples = [to_example(r, fmt) for r in good_records(path, fmt)]
+    examples = [to_example(r, fmt) for r in good_records(path, fmt, columns)]
     grouped: dict = {}  # query -> {"pos": [texts], "prompt": str or None}
     for ex in examples:
         entry = grouped.setdefault(ex.query, {"pos": [], "prompt": ex.prompt})

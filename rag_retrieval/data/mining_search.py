@@ -9,29 +9,39 @@ from typing import Sequence
 
 import numpy as np
 
+from ..utils.text import cjk_tokens, pick_bm25_tokenizer
+
 logger = logging.getLogger(__name__)
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
 
 
 def bm25_search(queries: Sequence[str], corpus: Sequence[str], k: int, stemmer: bool = True,
-                show_progress: bool = True):
-    """BM25 (bm25s, Lucene scoring, English stopwords, Snowball stemming when PyStemmer is installed).
-    Also returns the index and the query token ids, to score positives outside the top k."""
+                show_progress: bool = True, tokenizer: str = "auto"):
+    """BM25 (bm25s, Lucene scoring). ``tokenizer`` (:data:`~.text.BM25_TOKENIZERS`): ``english``
+    (stopwords, Snowball stemming when PyStemmer is installed), ``cjk`` (character bigrams of
+    CJK runs, words of the rest), ``whitespace``; ``auto`` picks ``cjk`` for CJK text. Also
+    returns the index and the query tokens, to score positives outside the top k."""
     import bm25s
 
-    stem = None
-    if stemmer:
-        try:
-            import Stemmer
-
-            stem = Stemmer.Stemmer("english")
-        except ImportError:
-            logger.info("PyStemmer is not installed: BM25 without stemming")
-    tokenizer = bm25s.tokenization.Tokenizer(stopwords="en", stemmer=stem)
-    corpus_tokens = tokenizer.tokenize(list(corpus), return_as="tuple", show_progress=show_progress)
+    choice = pick_bm25_tokenizer(list(corpus), tokenizer)
     retriever = bm25s.BM25()
-    retriever.index(corpus_tokens, show_progress=show_progress)
-    query_tokens = tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=show_progress)
+    if choice == "english":
+        stem = None
+        if stemmer:
+            try:
+                import Stemmer
+
+                stem = Stemmer.Stemmer("english")
+            except ImportError:
+                logger.info("PyStemmer is not installed: BM25 without stemming")
+        words = bm25s.tokenization.Tokenizer(stopwords="en", stemmer=stem)
+        retriever.index(words.tokenize(list(corpus), return_as="tuple", show_progress=show_progress),
+                        show_progress=show_progress)
+        query_tokens = words.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=show_progress)
+    else:
+        split = cjk_tokens if choice == "cjk" else (lambda text: text.lower().split())
+        retriever.index([split(t) or [""] for t in corpus], show_progress=show_progress)
+        query_tokens = [[w for w in split(q) if w in retriever.vocab_dict] for q in queries]
     # words unseen in the corpus map to the empty token, which scores no document
     k = min(k, len(corpus))
     ids = np.full((len(queries), k), -1, dtype=np.int64)
@@ -55,6 +65,8 @@ def bm25_search(queries: Sequence[str], corpus: Sequence[str], k: int, stemmer: 
 def dense_search(query_reps, corpus_reps, k: int, index: str = "auto", chunk: int = 1024):
     """Exact inner-product top-k of (Q, D) query vectors over (N, D) corpus vectors (cosine when
     the embedder normalises): torch matmul in query chunks, or a FAISS flat index."""
+    if index not in ("auto", "torch", "faiss"):
+        raise ValueError(f"index={index!r}: choose one of auto, torch, faiss")
     import torch
 
     k = min(k, corpus_reps.shape[0])

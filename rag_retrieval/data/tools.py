@@ -7,9 +7,12 @@ import os
 import random
 from typing import Optional
 
+from ..utils.text import word_count
 from .common import InputError, check_records, good_records, spread
 from .convert import convert_file, read_pairs, to_pos_neg, to_records
-from .io import FORMATS, iter_jsonl, to_example, write_jsonl_atomic
+from .inputs import iter_records
+from .io import FORMATS, to_example, write_jsonl_atomic
+from .labels import label_kind
 
 __all__ = ["InputError", "convert_file", "read_pairs", "split_file", "to_pos_neg", "to_records", "validate_file"]
 
@@ -27,34 +30,42 @@ def _percentiles(values: list) -> dict:
     return {"p50": pick(50), "p90": pick(90), "p99": pick(99), "max": ordered[-1]}
 
 
-def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = None) -> dict:
+def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = None,
+                  columns: Optional[dict] = None) -> dict:
     """Check every record of ``path`` (as the training readers do) and describe the data.
 
     Returns ``{"errors": ["file:line: key: problem", ...], "stats": {...}}``: records, queries,
-    positives and negatives per query, duplicate queries, duplicate documents within a query,
-    negatives equal to a positive of the same query, length percentiles (in tokens of
-    ``tokenizer``, else in whitespace words), and the queries also found in ``against``.
+    the kind of labels (:func:`~.labels.label_kind`), positives and negatives per query (rank
+    labels: a record's top-labelled documents are its positives), duplicate queries, duplicate
+    documents within a query, negatives equal to a positive of the same query, length
+    percentiles (in tokens of ``tokenizer``, else in words, a CJK character counting as one), and
+    the queries also found in ``against``.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
-    records, errors, n_bad = check_records(path, fmt)
+    records, errors, n_bad = check_records(path, fmt, columns)
+    examples = [to_example(record, fmt) for record in records]
+    kind = label_kind(v for ex in examples for v in ex.labels) if examples else "binary"
     per_query: dict = {}  # query -> {"pos": [...], "neg": [...], "records": n}
     dup_docs = 0
-    for record in records:
-        ex = to_example(record, fmt)
+    for ex in examples:
         entry = per_query.setdefault(ex.query, {"pos": [], "neg": [], "records": 0})
         entry["records"] += 1
         dup_docs += len(ex.docs) - len(set(ex.docs))
+        top = max(ex.labels)
         for doc, label in zip(ex.docs, ex.labels):
-            entry["pos" if label > 0 else "neg"].append(doc)
+            positive = label == top if kind == "rank" else label > 0
+            entry["pos" if positive else "neg"].append(doc)
     false_negatives = sum(len(set(e["neg"]) & set(e["pos"])) for e in per_query.values())
     count = (lambda t: len(tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"])) if tokenizer is not None \
-        else (lambda t: len(t.split()))
+        else word_count
     queries = list(per_query)
     docs = list({d for e in per_query.values() for d in e["pos"] + e["neg"]})
     stats = {
         "records": len(records) + n_bad, "good_records": len(records), "bad_records": n_bad,
         "queries": len(queries),
+        "label_kind": kind,
+        "labels": sorted({v for ex in examples for v in ex.labels})[:12],
         "duplicate_query_records": sum(e["records"] - 1 for e in per_query.values()),
         "positives_per_query": spread([len(e["pos"]) for e in per_query.values()]),
         "negatives_per_query": spread([len(e["neg"]) for e in per_query.values()]),
@@ -66,7 +77,7 @@ def validate_file(path: str, fmt: str, tokenizer=None, against: Optional[str] = 
         "document_length": _percentiles([count(d) for d in docs]),
     }
     if against:
-        other = {rec["query"] for _, rec, problems in iter_jsonl(against)
+        other = {rec["query"] for _, rec, problems in iter_records(against)
                  if not problems and isinstance(rec, dict) and isinstance(rec.get("query"), str)}
         shared = [q for q in queries if q in other]
         stats["overlap_with"] = {"file": against, "its_queries": len(other), "shared_queries": len(shared),

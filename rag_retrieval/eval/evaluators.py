@@ -13,23 +13,31 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..data.io import DataError, iter_jsonl, to_example, validate_record
+from ..data.inputs import iter_records
+from ..data.io import DataError, to_example, validate_record
 from ..utils.dist import root_unsharded
 from .metrics import mean_metrics, query_metrics, rank_by_scores
+from .retrieval import RetrievalEvaluator
 
 logger = logging.getLogger(__name__)
 
 
-def _read_examples(path: str, fmt: str, max_queries: Optional[int]) -> list:
-    out, problems = [], []
-    for line_no, record, errors in iter_jsonl(path):
+def _read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Optional[dict] = None) -> list:
+    out, problems, seen = [], [], {}
+    for where, record, errors in iter_records(path, columns):
         errors = errors or validate_record(record, fmt)
         if errors:
-            problems.extend(f"{path}:{line_no}: {e}" for e in errors)
+            problems.extend(f"{where}: {e}" for e in errors)
             continue
-        out.append(to_example(record, fmt))
+        ex = to_example(record, fmt)
+        if fmt == "pointwise" and ex.query in seen:  # one document per record: a query's records are one list
+            group = seen[ex.query]
+            group.docs, group.labels = group.docs + ex.docs, group.labels + ex.labels
+            continue
         if max_queries is not None and len(out) >= max_queries:
             break
+        seen[ex.query] = ex
+        out.append(ex)
     if problems:
         raise DataError(f"{len(problems)} problem(s) in evaluation file:\n  " + "\n  ".join(problems[:20]))
     return out
@@ -62,9 +70,9 @@ class RerankEvaluator:
     """
 
     def __init__(self, path: str, max_queries: Optional[int] = None, k_values: Sequence[int] = (1, 5, 10),
-                 batch_size: int = 128, fmt: str = "pos_neg", name: str = "rerank"):
+                 batch_size: int = 128, fmt: str = "pos_neg", name: str = "rerank", columns: Optional[dict] = None):
         self.path = path
-        self.examples = _read_examples(path, fmt, max_queries)
+        self.examples = _read_examples(path, fmt, max_queries, columns)
         self.k_values = [int(k) for k in k_values]
         self.batch_size = batch_size
         self.name = name
@@ -122,56 +130,6 @@ class RerankEvaluator:
         return out
 
 
-class RetrievalEvaluator:
-    """Full retrieval over a corpus with exact (brute-force) search; bi-encoders only.
-
-    Args:
-        corpus_path: JSONL ``{"id", "text"}``.
-        queries_path: JSONL ``{"qid", "query", "pos_ids": [...]}`` (qrels into the corpus).
-        max_queries: first N queries only (the whole corpus is still searched).
-        k_values: cut-offs; the search returns ``max(k_values)`` documents per query.
-    """
-
-    def __init__(self, corpus_path: str, queries_path: str, max_queries: Optional[int] = None,
-                 k_values: Sequence[int] = (1, 10, 100), batch_size: int = 128, name: str = "retrieval"):
-        self.corpus_ids, self.corpus_texts = [], []
-        for line_no, rec, errors in iter_jsonl(corpus_path):
-            if errors or not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or "id" not in rec:
-                raise DataError(f"{corpus_path}:{line_no}: expected {{\"id\", \"text\"}} ({'; '.join(errors)})")
-            self.corpus_ids.append(str(rec["id"]))
-            self.corpus_texts.append(rec["text"])
-        self.queries = []
-        for line_no, rec, errors in iter_jsonl(queries_path):
-            if errors or not isinstance(rec, dict) or not isinstance(rec.get("query"), str) \
-                    or not isinstance(rec.get("pos_ids"), list):
-                raise DataError(f"{queries_path}:{line_no}: expected {{\"qid\", \"query\", \"pos_ids\"}}")
-            self.queries.append((rec["query"], {str(i) for i in rec["pos_ids"]}))
-            if max_queries is not None and len(self.queries) >= max_queries:
-                break
-        self.k_values = [int(k) for k in k_values]
-        self.batch_size = batch_size
-        self.name = name
-        self.path = corpus_path
-
-    def describe(self) -> str:
-        return f"{len(self.queries)} queries over the {len(self.corpus_texts)} passages of {self.path}"
-
-    def __call__(self, model) -> dict:
-        if not hasattr(model, "encode_queries"):
-            raise TypeError("retrieval evaluation needs a bi-encoder (encode_queries / encode_passages)")
-        top = min(max(self.k_values), len(self.corpus_texts))
-        p = model.encode_passages(self.corpus_texts, batch_size=self.batch_size)  # (N, D)
-        q = model.encode_queries([t for t, _ in self.queries], batch_size=self.batch_size)  # (Q, D)
-        per_query = []
-        for start in range(0, len(self.queries), 256):
-            hits = (q[start : start + 256] @ p.T).topk(top, dim=1).indices  # (b, top)
-            for row, (_, positives) in zip(hits.tolist(), self.queries[start : start + 256]):
-                ranked = [1.0 if self.corpus_ids[j] in positives else 0.0 for j in row]
-                per_query.append(query_metrics(ranked, self.k_values, [1.0] * len(positives)))
-        prefix = f"{self.name}_" if self.name else ""
-        return {prefix + k: v for k, v in mean_metrics(per_query).items()}
-
-
 class EvaluatorGroup:
     """Run several evaluators and merge their metrics.
 
@@ -213,10 +171,14 @@ def build_evaluator(eval_args) -> Optional[EvaluatorGroup]:
     evaluators = []
     if eval_args.rerank_path:
         evaluators.append(RerankEvaluator(eval_args.rerank_path, eval_args.max_queries, eval_args.k_values,
-                                          eval_args.batch_size))
+                                          eval_args.batch_size, eval_args.format, columns=eval_args.columns))
     if eval_args.corpus_path:
         evaluators.append(RetrievalEvaluator(eval_args.corpus_path, eval_args.queries_path, eval_args.max_queries,
                                              eval_args.k_values, eval_args.batch_size))
+    if eval_args.beir_path:
+        evaluators.append(RetrievalEvaluator(max_queries=eval_args.max_queries, k_values=eval_args.k_values,
+                                             batch_size=eval_args.batch_size, name="beir", beir=eval_args.beir_path,
+                                             split=eval_args.beir_split))
     return EvaluatorGroup(evaluators, eval_args.max_length, eval_args.bf16) if evaluators else None
 
 

@@ -24,6 +24,7 @@ from transformers import AutoModel, AutoTokenizer
 from .. import kinds
 from ..kinds import COLBERT_LINEAR_FILE as LINEAR_FILE
 from ..kinds import SETTINGS_FILE
+from ..utils.text import is_punctuation
 from .bi_encoder import DualEncoder
 from .hub import resolve_model_path
 from .pooling import maxsim
@@ -102,8 +103,11 @@ class ColBERT(DualEncoder):
                 encoder.resize_token_embeddings(len(tokenizer))
         if query_augmentation and tokenizer.mask_token_id is None:
             raise ValueError("query_augmentation needs a tokenizer with a mask token; set it to false")
+        # punctuation of every script (，。？！ as well as ,.?!): the vocabulary's tokens that are only punctuation
         single = [tokenizer(ch, add_special_tokens=False)["input_ids"] for ch in string.punctuation]
-        self.punctuation_ids = torch.tensor(sorted({ids[0] for ids in single if len(ids) == 1}), dtype=torch.long)
+        ids = {ids[0] for ids in single if len(ids) == 1}
+        ids |= {i for token, i in tokenizer.get_vocab().items() if is_punctuation(token)}
+        self.punctuation_ids = torch.tensor(sorted(ids), dtype=torch.long)
 
     def _token_id(self, token: str) -> Optional[int]:
         tid = self.tokenizer.convert_tokens_to_ids(token)

@@ -15,7 +15,9 @@ from typing import Any, Optional
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
+from .. import kinds
 from ..data import load_examples
+from ..data.labels import check_labels
 from ..errors import ConfigError
 from ..eval.evaluators import build_evaluator
 from ..kinds import SETTINGS_FILE
@@ -45,9 +47,13 @@ def preflight(cfg) -> Ready:
     resume = resolve_resume(cfg.train)
     check_models(cfg)
     check_lengths(cfg)
-    examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples)
+    examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples,
+                             columns=cfg.data.columns, label_range=cfg.data.label_range)
     if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
         raise ConfigError(f"loss.name={cfg.loss.name} needs teacher scores (pos_scores/neg_scores) in data.train_path")
+    for warning in check_labels(examples["labels"], examples["where"], cfg.loss.name, kinds.get(cfg.kind).losses,
+                                cfg.data.group_size, scaled=cfg.data.label_range is not None):
+        logger.warning(warning)
     return Ready(resume, examples, build_evaluator(cfg.eval))
 
 

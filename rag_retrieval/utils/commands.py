@@ -26,3 +26,15 @@ def command_parser(name: str, summary: str, examples: Sequence[str], details: st
     description = "\n\n".join(textwrap.fill(text, 100) for text in (summary, details) if text)
     return argparse.ArgumentParser(prog=f"rag-retrieval {name}", description=description, epilog=epilog,
                                    formatter_class=HelpFormatter, allow_abbrev=False)
+
+
+def parse_columns(text: str) -> dict:
+    """``--columns query=question,pos=answer`` -> ``{"query": "question", "pos": "answer"}`` (ours=theirs).
+
+    >>> parse_columns("query=question,pos=answer")
+    {'query': 'question', 'pos': 'answer'}
+    """
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected ours=theirs,..., e.g. query=question,pos=answer; got {text!r}")
+    return {ours.strip(): theirs.strip() for ours, theirs in pairs}

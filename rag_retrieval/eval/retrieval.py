@@ -1,0 +1,89 @@
+"""Full retrieval evaluation: every query searches the whole corpus (exact inner product; FAISS
+when installed), graded relevance from qrels. Reads this project's corpus/queries files or a
+BEIR folder (:mod:`rag_retrieval.data.beir`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+from ..data.beir import read_beir
+from ..data.inputs import iter_records
+from ..data.io import DataError
+from .metrics import mean_metrics, query_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def read_corpus_and_queries(corpus_path: str, queries_path: str) -> tuple:
+    """The same from this project's files: corpus ``{"id", "text"}``, queries ``{"qid", "query",
+    "pos_ids": [...]}`` (every listed id relevant, grade 1)."""
+    ids, texts = [], []
+    for where, rec, errors in iter_records(corpus_path):
+        if errors or not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or "id" not in rec:
+            raise DataError(f"{where}: expected {{\"id\", \"text\"}} ({'; '.join(errors)})")
+        ids.append(str(rec["id"]))
+        texts.append(rec["text"])
+    queries, qrels = [], {}
+    for where, rec, errors in iter_records(queries_path):
+        if errors or not isinstance(rec, dict) or not isinstance(rec.get("query"), str) \
+                or not isinstance(rec.get("pos_ids"), list):
+            raise DataError(f"{where}: expected {{\"qid\", \"query\", \"pos_ids\"}}")
+        qid = str(rec.get("qid", len(queries)))
+        queries.append((qid, rec["query"]))
+        qrels[qid] = {str(i): 1 for i in rec["pos_ids"]}
+    return ids, texts, queries, qrels
+
+
+class RetrievalEvaluator:
+    """Full retrieval over a corpus with exact search; bi-encoders only.
+
+    Args:
+        corpus_path / queries_path: this project's corpus and queries files; or
+        beir: a BEIR folder (then ``split`` names its qrels file).
+        max_queries: first N queries only (the whole corpus is still searched).
+        k_values: cut-offs; the search returns ``max(k_values)`` documents per query.
+
+    Metrics are the standard definitions with graded relevance: NDCG@k with linear gains (as
+    pytrec_eval), MRR@k and MAP and Recall@k over the documents graded > 0.
+    """
+
+    def __init__(self, corpus_path: Optional[str] = None, queries_path: Optional[str] = None,
+                 max_queries: Optional[int] = None, k_values: Sequence[int] = (1, 10, 100), batch_size: int = 128,
+                 name: str = "retrieval", beir: Optional[str] = None, split: str = "test"):
+        if beir is not None:
+            self.corpus_ids, self.corpus_texts, queries, self.qrels = read_beir(beir, split)
+            self.path = f"{beir} ({split})"
+        else:
+            self.corpus_ids, self.corpus_texts, queries, self.qrels = read_corpus_and_queries(corpus_path, queries_path)
+            self.path = corpus_path
+        self.queries = queries[:max_queries] if max_queries is not None else queries
+        self.k_values = [int(k) for k in k_values]
+        self.batch_size = batch_size
+        self.name = name
+
+    def describe(self) -> str:
+        return f"{len(self.queries)} queries over the {len(self.corpus_texts)} passages of {self.path}"
+
+    def search(self, model, top: int) -> list:
+        """The ``top`` corpus indices of every query, best first."""
+        from ..data.mining_search import dense_search
+
+        p = model.encode_passages(self.corpus_texts, batch_size=self.batch_size).float().cpu()  # (N, D)
+        q = model.encode_queries([t for _, t in self.queries], batch_size=self.batch_size).float().cpu()  # (Q, D)
+        return dense_search(q, p, top)[0].tolist()
+
+    def metrics(self, hits: list) -> dict:
+        """Mean metrics of ranked corpus indices per query (one list per query of ``self.queries``)."""
+        per_query = []
+        for row, (qid, _) in zip(hits, self.queries):
+            grades = self.qrels.get(qid, {})
+            ranked = [float(grades.get(self.corpus_ids[j], 0)) for j in row if j >= 0]
+            per_query.append(query_metrics(ranked, self.k_values, [float(g) for g in grades.values() if g > 0]))
+        prefix = f"{self.name}_" if self.name else ""
+        return {prefix + k: v for k, v in mean_metrics(per_query).items()}
+
+    def __call__(self, model) -> dict:
+        if not hasattr(model, "encode_queries"):
+            raise TypeError("retrieval evaluation needs a bi-encoder (encode_queries / encode_passages)")
+        return self.metrics(self.search(model, min(max(self.k_values), len(self.corpus_texts))))
