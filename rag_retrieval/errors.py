@@ -19,9 +19,9 @@ class DataError(ValueError):
 
 
 # what a user's mistake raises: bad config, data, paths and options (the commands' own checks
-# raise ValueError for options), an existing output, a run stopped on a non-finite loss
-USER_ERRORS = (ConfigError, DataError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError,
-               NotADirectoryError, PermissionError, FloatingPointError)
+# raise ValueError for options), files (missing, existing output, unreadable, a hub id that cannot
+# be fetched: OSError), a run stopped on a non-finite loss
+USER_ERRORS = (ConfigError, DataError, ValueError, OSError, FloatingPointError)
 
 
 def debugging(argv=None) -> bool:

@@ -17,7 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rag_retrieval.data.io import DataError, iter_jsonl, scan, write_jsonl_atomic  # noqa: E402
+from rag_retrieval.data.inputs import iter_records  # noqa: E402
+from rag_retrieval.data.io import DataError, scan, write_jsonl_atomic  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
         if os.path.exists(args.output) and not args.overwrite:
             raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
         scan([args.input], "pos_neg")
-        records = [rec for _, rec, _ in iter_jsonl(args.input)][: args.max_records]
+        records = [rec for _, rec, _ in iter_records(args.input)][: args.max_records]
     except (DataError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -101,3 +101,21 @@ def test_missing_config_file():
 def test_yaml_no_is_a_strategy_not_false():
     cfg = load_config(["--config", "configs/tests/embedding_tiny.yaml", "train.save_strategy=no"])
     assert cfg.train.save_strategy == "no"
+
+
+def test_values_the_trainer_takes_in_wider_forms(tmp_path):
+    cfg = load_config(["--config", "configs/tests/embedding_tiny.yaml", f"train.output_dir={tmp_path}",
+                       "train.resume_from_checkpoint=true", "train.report_to=false", "train.save_strategy=no"])
+    assert cfg.train.resume_from_checkpoint is True and cfg.train.save_strategy == "no"
+    assert cfg.train.report_to in ([], "none", ["none"])
+    for override in ("train.fsdp=true", "train.fsdp=[full_shard,auto_wrap]", "train.fsdp=full_shard"):
+        from rag_retrieval.config.checks import WIDER, convert
+
+        convert(yaml.safe_load(override.split("=", 1)[1]), WIDER["train.fsdp"])  # accepted by the type check
+
+
+def test_a_rule_broken_on_the_command_line_is_reported_there():
+    with pytest.raises(ConfigError, match=r"^command line: data.format='foo' is not valid"):
+        load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.format=foo"])
+    with pytest.raises(ConfigError, match=r"^command line: loss.name='foo' is not valid here"):
+        load_config(["--config", "configs/tests/embedding_tiny.yaml", "loss.name=foo"])

@@ -160,8 +160,9 @@ def mine_parser():
                                                                        "a seeded sample of it")
     p.add_argument("--margin", type=float, help="drop candidates scoring at or above (weakest positive - MARGIN), "
                                                 "e.g. 0 (default: no filter)")
-    p.add_argument("--relative-margin", type=float, help="drop candidates scoring at or above (weakest positive * "
-                                                         "(1 - R)), e.g. 0.05 for dense scores (default: no filter)")
+    p.add_argument("--relative-margin", type=float, help="drop candidates scoring at or above (weakest positive - "
+                                                         "R * |weakest positive|), e.g. 0.05 for dense scores "
+                                                         "(default: no filter)")
     p.add_argument("--exclude", help="records whose positives are never mined, e.g. the eval set")
     p.add_argument("--exclude-format", default="pos_neg", choices=FORMATS, help="format of --exclude")
     p.add_argument("--seed", type=int, default=42, help="seed of random sampling")

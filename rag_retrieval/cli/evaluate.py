@@ -8,7 +8,7 @@ import os
 from ..utils.commands import command_parser, parse_columns
 
 
-def load_model(name: str, dtype=None):
+def load_model(name: str, dtype=None, max_length=None):
     """A model for evaluation: a bi-encoder (sentence-transformers layout, alias or hub id) or any
     ranker the inference API loads (cross-encoders, LLM rerankers, ColBERT; ``dtype``: their autocast)."""
     from .. import kinds
@@ -17,10 +17,10 @@ def load_model(name: str, dtype=None):
 
     path = check_model(name, "--model")
     if not os.path.isdir(path) or kinds.detect(path) in ("embedding", None):
-        return BiEncoder.from_pretrained(name)
+        return BiEncoder.from_pretrained(name, passage_max_len=max_length)
     from ..infer import Reranker
 
-    return Reranker(name, dtype=dtype)
+    return Reranker(name, dtype=dtype, max_length=max_length)
 
 
 def parser():
@@ -41,6 +41,8 @@ def parser():
                    help="format of --rerank (hits: graded labels give graded NDCG; pointwise: grouped by query)")
     p.add_argument("--columns", type=parse_columns, help="--rerank's keys named otherwise: ours=theirs,..., e.g. "
                                                          "query=question,pos=answer")
+    p.add_argument("--label-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="--rerank's labels mapped linearly from [MIN, MAX] to [0, 1] (rank labels -1 best: -20 -1)")
     p.add_argument("--corpus", metavar="FILE", help="retrieval: corpus .jsonl of {id, text}")
     p.add_argument("--queries", metavar="FILE", help="retrieval: queries .jsonl of {qid, query, pos_ids}")
     p.add_argument("--beir", metavar="DIR", help="retrieval on a BEIR folder: corpus.jsonl, queries.jsonl, "
@@ -49,6 +51,8 @@ def parser():
     p.add_argument("--max-queries", type=int, help="evaluate the first N queries only (default: all)")
     p.add_argument("--k", type=int, nargs="+", default=[1, 10, 100], help="cut-offs of MRR@k, NDCG@k, Recall@k")
     p.add_argument("--batch-size", type=int, default=128, help="encoding / scoring batch")
+    p.add_argument("--max-length", type=int, help="tokens per passage (bi-encoders) or per pair (rerankers) "
+                                                  "(default: the model's)")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"],
                    help="rerankers: autocast (default: bf16 on a GPU, fp32 on CPU)")
     p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
@@ -69,12 +73,18 @@ def main(argv=None) -> dict:
         p.error(f"--max-queries must be at least 1, got {args.max_queries}")
     if any(k < 1 for k in args.k):
         p.error(f"--k: every cut-off must be at least 1, got {args.k}")
+    from .. import kinds
+
     for name in args.model:
-        check_model(name, "--model")
+        path = check_model(name, "--model")
+        kind = kinds.detect(path) if os.path.isdir(path) else None
+        if (args.corpus or args.beir) and kind not in (None, "embedding"):
+            p.error(f"--model {name} is a {kind} model: retrieval over a corpus (--corpus, --beir) needs a bi-encoder; "
+                    f"rerank with it on --rerank FILE")
     evaluators = []  # files are read (and checked) before any model loads
     if args.rerank:
         evaluators.append(RerankEvaluator(args.rerank, args.max_queries, args.k, args.batch_size, fmt=args.format,
-                                          columns=args.columns))
+                                          columns=args.columns, label_range=args.label_range))
     if args.corpus:
         evaluators.append(RetrievalEvaluator(args.corpus, args.queries, args.max_queries, args.k, args.batch_size))
     if args.beir:
@@ -82,7 +92,7 @@ def main(argv=None) -> dict:
                                              name="beir", beir=args.beir, split=args.split))
     results = {}  # a table row per model
     for name in args.model:
-        model = load_model(name, args.dtype)
+        model = load_model(name, args.dtype, args.max_length)
         results[name] = {k: v for ev in evaluators for k, v in ev(model).items()}
     print(format_table(results))
     if args.output:

@@ -21,7 +21,8 @@ def read_queries(path: str) -> list:
             elif isinstance(rec.get("hits"), list):
                 docs = [h.get("content") for h in rec["hits"] if isinstance(h, dict)]
             else:
-                docs = (rec.get("pos") or []) + (rec.get("neg") or [])
+                docs = [d for key in ("pos", "neg") for d in (rec.get(key) if isinstance(rec.get(key), list)
+                                                              else [rec[key]] if key in rec else [])]
             if docs and all(isinstance(d, str) for d in docs):
                 out.append((rec["query"], docs))
                 continue

@@ -12,7 +12,7 @@ import enum
 import re
 import types
 import typing
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..errors import ConfigError
 
@@ -41,8 +41,37 @@ RANGES = {
 }
 
 
+# annotations narrower than what the field really takes (TrainingArguments' own parsing is wider)
+WIDER = {
+    "train.fsdp": Union[bool, str, list[str], None],  # true, "full_shard auto_wrap", [full_shard, auto_wrap]
+    "train.resume_from_checkpoint": Union[bool, str, None],  # true / last: the newest checkpoint
+}
+
+
+FALSE_MEANS = {"train.report_to": "none"}  # what a bare false (YAML's no) means where null would mean something else
+
+
 class _Mismatch(Exception):
     pass
+
+
+def _members(hint) -> tuple:
+    return typing.get_args(hint) if _is_union(hint) else (hint,)
+
+
+def yaml_false(hint, value):
+    """YAML reads a bare ``no`` as False: for a field that takes no boolean, False means "no" where
+    that is a choice (``save_strategy: no``), else null (``report_to: false``, ``deepspeed: no``).
+
+    >>> yaml_false(Optional[str], False), yaml_false(bool, False)
+    (None, False)
+    """
+    if value is not False or any(m is bool or m is Any for m in _members(hint)):
+        return value
+    if any(isinstance(m, type) and issubclass(m, enum.Enum) and "no" in {str(x.value) for x in m}
+           for m in _members(hint)):
+        return "no"
+    return None if type(None) in _members(hint) else value
 
 
 def describe(hint) -> str:
@@ -156,10 +185,12 @@ def check_section(cls, section: str, values: dict, where) -> dict:
     out = {}
     for key, value in values.items():
         name = f"{section}.{key}"
+        hint = WIDER.get(name, hints.get(key, Any))
+        value = FALSE_MEANS[name] if value is False and name in FALSE_MEANS else yaml_false(hint, value)
         try:
-            value = convert(value, hints.get(key, Any))
+            value = convert(value, hint)
         except _Mismatch:
-            raise ConfigError(f"{name}: expected {describe(hints[key])}, got {value!r} ({where(key)})") from None
+            raise ConfigError(f"{name}: expected {describe(hint)}, got {value!r} ({where(key)})") from None
         if name in RANGES and value is not None:
             need, ok = RANGES[name]
             items = value if isinstance(value, list) else [value]
@@ -177,22 +208,39 @@ def field_names(cls) -> list:
 
 
 def line_of(path: str, section: str, key: str) -> Optional[int]:
-    """The line of ``path`` where ``section:`` sets ``key`` (block or flow style), or None."""
+    """The line of ``path`` where ``section:`` sets ``key`` directly (block or flow style; a key of
+    the same name nested deeper does not count), or None.
+
+    >>> import tempfile
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    >>> _ = f.write(chr(10).join(["train:", "  deepspeed:", "    bf16: true", "  bf16: auto", "model: {dim: 8}"]))
+    >>> f.close()
+    >>> line_of(f.name, "train", "bf16"), line_of(f.name, "model", "dim"), line_of(f.name, "data", "x")
+    (4, 5, None)
+    """
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
     except (OSError, UnicodeDecodeError):
         return None
-    inside = False
-    key_re = re.compile(rf"(^\s+|[{{,]\s*){re.escape(key)}\s*:")
+    inside, indent = False, None
+    key_at = re.compile(rf"^(\s+){re.escape(key)}\s*:")
+    flow = re.compile(rf"[{{,]\s*{re.escape(key)}\s*:")
     for number, line in enumerate(lines, start=1):
-        if re.match(rf"{re.escape(section)}\s*:", line):
-            inside = True
-            if key_re.search(line.split(":", 1)[1]):
+        text = line.split("#", 1)[0]
+        if re.match(rf"{re.escape(section)}\s*:", text):
+            inside, indent = True, None
+            if flow.search(text.split(":", 1)[1]):
                 return number
             continue
-        if inside and line and not line[0].isspace() and not line.startswith("#"):
+        if not inside or not text.strip():
+            continue
+        if not text[0].isspace():  # the next top-level section
             inside = False
-        if inside and key_re.search(line.split("#", 1)[0]):
+            continue
+        spaces = len(text) - len(text.lstrip())
+        indent = spaces if indent is None else indent
+        match = key_at.match(text)
+        if match and len(match.group(1)) == indent:
             return number
     return None

@@ -14,7 +14,7 @@ import argparse
 import difflib
 import json
 import os
-import typing
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -50,16 +50,6 @@ class Config:
         return path
 
 
-def _yaml_no(cls, values: dict) -> dict:
-    """YAML reads a bare ``no`` as False; give it back as "no" to non-bool fields (save_strategy: no)."""
-    hints = typing.get_type_hints(cls)
-    return {k: "no" if v is False and bool not in _bool_types(hints.get(k, bool)) else v for k, v in values.items()}
-
-
-def _bool_types(hint) -> set:
-    return {hint} | set(typing.get_args(hint))
-
-
 @dataclass
 class Source:
     """Where the values came from: the YAML file, and the keys the command line set."""
@@ -75,10 +65,14 @@ class Source:
         line = line_of(self.path, section, key)
         return f"{self.path}:{line}" if line else self.path
 
+    def locate(self, message: str) -> str:
+        """Where the first ``section.key`` a message names came from (the file when it names none)."""
+        match = re.search(rf"\b({'|'.join(SECTIONS)})\.(\w+)", message)
+        return self(*match.groups()) if match else self.path
+
 
 def _build(cls, section: str, values: dict, source: Source):
     valid = field_names(cls)
-    values = _yaml_no(cls, values)
     for key in values:
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)
@@ -89,9 +83,9 @@ def _build(cls, section: str, values: dict, source: Source):
     try:
         return cls(**values)
     except ConfigError as err:
-        raise ConfigError(f"{source.path}: {err}") from None
+        raise ConfigError(f"{source.locate(str(err))}: {err}") from None
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{source.path}: bad value in section '{section}': {err}") from None
+        raise ConfigError(f"{source.locate(str(err))}: bad value in section '{section}': {err}") from None
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:
@@ -191,7 +185,7 @@ def load_config(argv: Optional[Sequence[str]], kind: str, training_args: type) -
     try:
         loss.check_names(spec.losses)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{source.locate(str(err))}: {err}") from None
     evaluation = _build(EvalArgs, "eval", raw.get("eval") or {}, source)
     train_values = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
     train = _build(training_args, "train", train_values, source)
@@ -203,9 +197,16 @@ def load_config(argv: Optional[Sequence[str]], kind: str, training_args: type) -
     try:
         model.check(cfg)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{source.locate(str(err))}: {err}") from None
     _check_paths(source, data, evaluation)
     return cfg
+
+
+def inputs_exist(value: str) -> bool:
+    """A data source is there: a file or folder, ``FOLDER:split`` of a datasets folder, or a hub id
+    (checked when read)."""
+    folder, sep, _ = value.rpartition(":")
+    return value.startswith("hf://") or os.path.exists(value) or bool(sep and os.path.isdir(folder))
 
 
 def _check_paths(source: Source, data: DataArgs, evaluation: EvalArgs) -> None:
@@ -215,7 +216,7 @@ def _check_paths(source: Source, data: DataArgs, evaluation: EvalArgs) -> None:
         ("eval.queries_path", evaluation.queries_path),
         ("eval.beir_path", evaluation.beir_path),
     ]:
-        if value is not None and not (value.startswith("hf://") or os.path.exists(value)):
+        if value is not None and not inputs_exist(value):
             section, name = key.split(".")
             raise ConfigError(f"{source(section, name)}: {key}: file not found: {value}")
 

@@ -89,6 +89,7 @@ class EvalArgs:
     rerank_path: Optional[str] = None  # rank each query's positives among its candidates (any input of data.train_path)
     format: str = "pos_neg"  # of rerank_path: pos_neg, hits (graded labels: graded NDCG) or pointwise (grouped by query)
     columns: Optional[dict[str, str]] = None  # of rerank_path: our key -> the file's
+    label_range: Optional[list[float]] = None  # of rerank_path: [min, max] mapped to [0, 1] (rank labels: [-N, -1])
     beir_path: Optional[str] = None  # a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv): retrieval eval
     beir_split: str = "test"
     corpus_path: Optional[str] = None  # retrieval eval: {"id","text"} JSONL
@@ -104,6 +105,7 @@ class EvalArgs:
         if not self.k_values:
             raise ConfigError("eval.k_values is empty: give cutoffs such as [1, 10]")
         check_choice("eval", "format", self.format, DATA_FORMATS)
+        check_label_range("eval", self.label_range)
         if (self.corpus_path is None) != (self.queries_path is None):
             raise ConfigError("eval.corpus_path and eval.queries_path go together (retrieval evaluation)")
 

@@ -11,11 +11,12 @@ read for evaluation (``rag-retrieval eval --beir DIR``) and converted to trainin
 from __future__ import annotations
 
 import csv
+import lzma
 import os
 
 from ..errors import DataError
 from .inputs import iter_records
-from .sources import open_text
+from .sources import open_text, read_errors
 
 
 def is_beir(path: str) -> bool:
@@ -42,6 +43,13 @@ def read_qrels(path: str) -> dict:
         DataError: a line without three fields or with a score that is not an integer, as file:line.
     """
     qrels: dict = {}
+    try:
+        return _qrels(path, qrels)
+    except (EOFError, lzma.LZMAError, OSError) as err:  # a truncated or mislabelled compressed file
+        raise DataError(read_errors(path, err)) from None
+
+
+def _qrels(path: str, qrels: dict) -> dict:
     with open_text(path, newline="") as f:
         for line_no, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
             if not row or (line_no == 1 and not row[-1].lstrip("-").isdigit()):

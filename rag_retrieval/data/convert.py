@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import lzma
 import os
 import random
 from typing import Optional
@@ -10,7 +11,7 @@ from typing import Optional
 from .beir import beir_records
 from .common import InputError, good_records
 from .io import FORMATS, to_example, write_jsonl_atomic
-from .sources import open_text
+from .sources import open_text, read_errors
 
 
 def read_pairs(path: str, question_col: str, answer_col: str, delimiter: str) -> list:
@@ -33,6 +34,8 @@ def read_pairs(path: str, question_col: str, answer_col: str, delimiter: str) ->
                 rows.append((line, q, a))
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    except (EOFError, lzma.LZMAError, OSError) as err:  # a truncated or mislabelled compressed file
+        raise InputError(read_errors(path, err)) from None
     except csv.Error as err:
         raise InputError(f"{path}:{reader.line_num}: bad CSV ({err})") from None
     if not rows:

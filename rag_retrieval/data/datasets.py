@@ -24,14 +24,21 @@ def _flat_column(table, name: str) -> tuple:
     return col.values.to_numpy(zero_copy_only=False), col.offsets.to_numpy()
 
 
+WAIT_SCAN = 64  # waiting items tried per placement: bounds the work when one text is many queries' positive
+SWAP_TRIES = 256  # earlier positions tried to place a leftover by a swap
+
+
 def no_duplicate_order(order: np.ndarray, keys: np.ndarray, batch_size: int, texts=None) -> np.ndarray:
     """Reorder ``order`` so that no chunk of ``batch_size`` holds an item's positive (``keys[i]``)
     twice, nor as one of another item's texts (``texts(i)``: the keys of every document of item
     i, whose negatives are drawn from them), so no document in a batch is a positive of one query
     and a negative of another.
 
-    Greedy and stable: an item that clashes with the current chunk waits for the next one.
-    Items that fit nowhere (a key on more than half the data) end up in the last chunks.
+    Greedy and stable: an item that clashes with the current chunk waits for a later one (the
+    first :data:`WAIT_SCAN` waiting items are tried before each new one). What is left at the end
+    is placed by swapping with an item of an earlier chunk where that fits (:data:`SWAP_TRIES`
+    positions), else as it is: a text that is the positive of more than one query in
+    ``batch_size`` cannot be kept apart. Linear in the number of items.
 
     >>> no_duplicate_order(np.arange(6), np.array([7, 7, 8, 9, 7, 10]), 2).tolist()
     [0, 2, 1, 3, 4, 5]
@@ -41,64 +48,70 @@ def no_duplicate_order(order: np.ndarray, keys: np.ndarray, batch_size: int, tex
     """
     if batch_size <= 1:
         return order
-    texts = texts or (lambda i: (keys[i],))
+    cache: dict = {}
+
+    def texts_of(i) -> frozenset:
+        if i not in cache:
+            cache[i] = frozenset(texts(i)) if texts is not None else frozenset((keys[i],))
+        return cache[i]
+
     out, waiting = [], []
     positives: set = set()
     seen: set = set()  # every text of the chunk's items
 
     def clashes(i) -> bool:
-        return keys[i] in positives or keys[i] in seen or any(t in positives for t in texts(i))
+        return keys[i] in positives or keys[i] in seen or not positives.isdisjoint(texts_of(i))
 
     def put(i):
         out.append(i)
         positives.add(keys[i])
-        seen.update(texts(i))
+        seen.update(texts_of(i))
         if len(out) % batch_size == 0:
             positives.clear()
             seen.clear()
 
-    for i in order:
-        for j, w in enumerate(waiting):  # earlier leftovers first, so nothing waits for long
+    def place_waiting() -> bool:
+        for j, w in enumerate(waiting[:WAIT_SCAN]):  # earlier leftovers first, so nothing waits for long
             if not clashes(w):
                 put(waiting.pop(j))
-                break
+                return True
+        return False
+
+    for i in order:
+        place_waiting()
         if clashes(i):
             waiting.append(i)
         else:
             put(i)
+    hopeless: set = set()  # positives no swap found room for: not tried again
     while waiting:
-        placed = False
-        for j, w in enumerate(waiting):
-            if not clashes(w):
-                put(waiting.pop(j))
-                placed = True
-                break
-        if not placed:
-            w = waiting.pop(0)
-            k = _swap_partner(out, w, batch_size, keys, texts)
-            if k is None:  # no way round it: the clash stays
-                put(w)
-            else:  # w takes the place of an item of an earlier chunk, which moves to this one
-                out[k], w = w, out[k]
-                put(w)
+        if place_waiting():
+            continue
+        w = waiting.pop(0)
+        k = None if keys[w] in hopeless else _swap_partner(out, w, batch_size, keys, texts_of)
+        if k is None:
+            hopeless.add(keys[w])
+        else:  # w takes the place of an item of an earlier chunk, which moves to this one
+            out[k], w = w, out[k]
+        put(w)
     return np.asarray(out, dtype=np.int64)
 
 
-def _fits_together(items, keys, texts) -> bool:
+def _fits_together(items, keys, texts_of) -> bool:
     """No item's positive is another item's positive or text."""
-    return not any(a != b and (keys[a] == keys[b] or keys[a] in set(texts(b))) for a in items for b in items)
+    return not any(a != b and (keys[a] == keys[b] or keys[a] in texts_of(b)) for a in items for b in items)
 
 
-def _swap_partner(out: list, w: int, batch_size: int, keys, texts):
-    """A position k of a full earlier chunk whose item can change places with ``w``: w fits in k's
-    chunk and that item fits in the open last chunk. None when there is none."""
+def _swap_partner(out: list, w: int, batch_size: int, keys, texts_of):
+    """A position k of a full earlier chunk (the first :data:`SWAP_TRIES`) whose item can change
+    places with ``w``: w fits in k's chunk and that item in the open last chunk. None when none."""
     open_start = len(out) - len(out) % batch_size
     current = out[open_start:]
-    for k in range(open_start):
+    for k in range(min(open_start, SWAP_TRIES)):
         start = k - k % batch_size
         chunk = out[start : start + batch_size]
-        if _fits_together([w if i == out[k] else i for i in chunk], keys, texts) and \
-                _fits_together(current + [out[k]], keys, texts):
+        if _fits_together([w if i == out[k] else i for i in chunk], keys, texts_of) and \
+                _fits_together(current + [out[k]], keys, texts_of):
             return k
     return None
 

@@ -47,6 +47,16 @@ def _is_datasets_folder(folder: str) -> bool:
                                                                   "dataset_dict.json"))
 
 
+def _datasets_folder(source: str) -> tuple:
+    """(folder, split) when ``source`` is a datasets folder, or ``FOLDER:split`` of one; else (None, "")."""
+    if os.path.isdir(source) and _is_datasets_folder(source):
+        return source, ""
+    folder, sep, split = source.rpartition(":")
+    if sep and os.path.isdir(folder) and _is_datasets_folder(folder):
+        return folder, split
+    return None, ""
+
+
 def _rows(source: str) -> Iterator[tuple]:
     """(where, row) of a datasets folder or a Hugging Face dataset id."""
     import datasets
@@ -63,7 +73,7 @@ def _rows(source: str) -> Iterator[tuple]:
             raise DataError(f"{source}: cannot load the dataset {name!r}, split {split or 'train'!r}{hint}: "
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
     else:
-        folder, _, split = source.partition(":") if not os.path.isdir(source) else (source, "", "")
+        folder, split = _datasets_folder(source)
         table = datasets.load_from_disk(folder)
         if isinstance(table, datasets.DatasetDict):
             split = split or ("train" if "train" in table else next(iter(table)))
@@ -81,7 +91,7 @@ def iter_records(source: str, columns: Optional[dict] = None) -> Iterator[tuple]
     Raises:
         DataError: a source that does not exist or cannot be read.
     """
-    if source.startswith(HF_PREFIX) or (os.path.isdir(source) and _is_datasets_folder(source)):
+    if source.startswith(HF_PREFIX) or _datasets_folder(source)[0] is not None:
         for where, row in _rows(source):
             yield where, map_columns(row, columns), []
         return
@@ -110,4 +120,4 @@ def map_columns(record, columns: Optional[dict]):
 
 def exists(source: str) -> bool:
     """Whether a local source is there (a Hugging Face id is checked when it is read)."""
-    return source.startswith(HF_PREFIX) or os.path.exists(source)
+    return source.startswith(HF_PREFIX) or os.path.exists(source) or _datasets_folder(source)[0] is not None

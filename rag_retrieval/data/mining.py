@@ -175,7 +175,7 @@ def retrieve(queries: Queries, corpus: Corpus, options: MineOptions, stats: Mine
 def false_negative_filter(q: int, candidates: Sequence[int], positives: set, retrieval: Retrieval,
                           options: MineOptions) -> Optional[Callable[[int], bool]]:
     """Stage 4, filter: ``too_close(doc)`` flags a candidate whose score, in any method's own
-    scores, reaches the query's weakest positive less ``margin`` (or times ``1 - relative_margin``);
+    scores, reaches the query's weakest positive less ``margin`` (or less ``relative_margin`` of its size);
     None when no margin is set (every candidate is kept)."""
     if not options.filtering:
         return None

@@ -15,6 +15,7 @@ import torch
 
 from ..data.inputs import iter_records
 from ..data.io import DataError, to_example, validate_record
+from ..data.labels import label_kind, scale
 from ..utils.dist import root_unsharded
 from .metrics import mean_metrics, query_metrics, rank_by_scores
 from .retrieval import RetrievalEvaluator
@@ -22,7 +23,14 @@ from .retrieval import RetrievalEvaluator
 logger = logging.getLogger(__name__)
 
 
-def _read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Optional[dict] = None) -> list:
+def _read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Optional[dict] = None,
+                   label_range: Optional[Sequence[float]] = None) -> list:
+    """The evaluation queries of ``path``, labels scaled by ``label_range``; pointwise records of
+    one query are one list (all of them, also past ``max_queries`` queries).
+
+    Raises:
+        DataError: bad records (file:line), or no document labelled > 0 (relevant) anywhere.
+    """
     out, problems, seen = [], [], {}
     for where, record, errors in iter_records(path, columns):
         errors = errors or validate_record(record, fmt)
@@ -30,16 +38,24 @@ def _read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Opt
             problems.extend(f"{where}: {e}" for e in errors)
             continue
         ex = to_example(record, fmt)
+        ex.labels = [scale(v, label_range) for v in ex.labels]
         if fmt == "pointwise" and ex.query in seen:  # one document per record: a query's records are one list
             group = seen[ex.query]
             group.docs, group.labels = group.docs + ex.docs, group.labels + ex.labels
             continue
         if max_queries is not None and len(out) >= max_queries:
+            if fmt == "pointwise":
+                continue  # later records may still belong to the queries kept
             break
         seen[ex.query] = ex
         out.append(ex)
     if problems:
         raise DataError(f"{len(problems)} problem(s) in evaluation file:\n  " + "\n  ".join(problems[:20]))
+    if out and not any(v > 0 for ex in out for v in ex.labels):
+        kind = label_kind(v for ex in out for v in ex.labels)
+        raise DataError(f"{path}: no document is labelled > 0 (relevant), the labels are {kind}; evaluation counts a "
+                        f"document relevant when its label is above 0: map them with eval.label_range / --label-range "
+                        f"[min, max] (rank labels -1 best ... -20: [-20, -1])")
     return out
 
 
@@ -70,9 +86,10 @@ class RerankEvaluator:
     """
 
     def __init__(self, path: str, max_queries: Optional[int] = None, k_values: Sequence[int] = (1, 5, 10),
-                 batch_size: int = 128, fmt: str = "pos_neg", name: str = "rerank", columns: Optional[dict] = None):
+                 batch_size: int = 128, fmt: str = "pos_neg", name: str = "rerank", columns: Optional[dict] = None,
+                 label_range: Optional[Sequence[float]] = None):
         self.path = path
-        self.examples = _read_examples(path, fmt, max_queries, columns)
+        self.examples = _read_examples(path, fmt, max_queries, columns, label_range)
         self.k_values = [int(k) for k in k_values]
         self.batch_size = batch_size
         self.name = name
@@ -171,7 +188,8 @@ def build_evaluator(eval_args) -> Optional[EvaluatorGroup]:
     evaluators = []
     if eval_args.rerank_path:
         evaluators.append(RerankEvaluator(eval_args.rerank_path, eval_args.max_queries, eval_args.k_values,
-                                          eval_args.batch_size, eval_args.format, columns=eval_args.columns))
+                                          eval_args.batch_size, eval_args.format, columns=eval_args.columns,
+                                          label_range=eval_args.label_range))
     if eval_args.corpus_path:
         evaluators.append(RetrievalEvaluator(eval_args.corpus_path, eval_args.queries_path, eval_args.max_queries,
                                              eval_args.k_values, eval_args.batch_size))

@@ -78,7 +78,9 @@ class RetrievalEvaluator:
         per_query = []
         for row, (qid, _) in zip(hits, self.queries):
             grades = self.qrels.get(qid, {})
-            ranked = [float(grades.get(self.corpus_ids[j], 0)) for j in row if j >= 0]
+            # a document with the query's own id is the query itself (ArguAna, Quora): left out, as BEIR does
+            row = [j for j in row if j >= 0 and self.corpus_ids[j] != qid][: max(self.k_values)]
+            ranked = [float(grades.get(self.corpus_ids[j], 0)) for j in row]
             per_query.append(query_metrics(ranked, self.k_values, [float(g) for g in grades.values() if g > 0]))
         prefix = f"{self.name}_" if self.name else ""
         return {prefix + k: v for k, v in mean_metrics(per_query).items()}
@@ -86,4 +88,4 @@ class RetrievalEvaluator:
     def __call__(self, model) -> dict:
         if not hasattr(model, "encode_queries"):
             raise TypeError("retrieval evaluation needs a bi-encoder (encode_queries / encode_passages)")
-        return self.metrics(self.search(model, min(max(self.k_values), len(self.corpus_texts))))
+        return self.metrics(self.search(model, min(max(self.k_values) + 1, len(self.corpus_texts))))

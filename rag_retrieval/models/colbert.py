@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import string
 from functools import partial
 from typing import Optional, Sequence
 
@@ -24,7 +23,7 @@ from transformers import AutoModel, AutoTokenizer
 from .. import kinds
 from ..kinds import COLBERT_LINEAR_FILE as LINEAR_FILE
 from ..kinds import SETTINGS_FILE
-from ..utils.text import is_punctuation
+from ..utils.text import PUNCTUATION
 from .bi_encoder import DualEncoder
 from .hub import resolve_model_path
 from .pooling import maxsim
@@ -103,11 +102,9 @@ class ColBERT(DualEncoder):
                 encoder.resize_token_embeddings(len(tokenizer))
         if query_augmentation and tokenizer.mask_token_id is None:
             raise ValueError("query_augmentation needs a tokenizer with a mask token; set it to false")
-        # punctuation of every script (，。？！ as well as ,.?!): the vocabulary's tokens that are only punctuation
-        single = [tokenizer(ch, add_special_tokens=False)["input_ids"] for ch in string.punctuation]
-        ids = {ids[0] for ids in single if len(ids) == 1}
-        ids |= {i for token, i in tokenizer.get_vocab().items() if is_punctuation(token)}
-        self.punctuation_ids = torch.tensor(sorted(ids), dtype=torch.long)
+        # punctuation of every script (，。？！ as well as ,.?!): each mark the tokenizer keeps as one token
+        single = [tokenizer(ch, add_special_tokens=False)["input_ids"] for ch in PUNCTUATION]
+        self.punctuation_ids = torch.tensor(sorted({ids[0] for ids in single if len(ids) == 1}), dtype=torch.long)
 
     def _token_id(self, token: str) -> Optional[int]:
         tid = self.tokenizer.convert_tokens_to_ids(token)

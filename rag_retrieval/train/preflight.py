@@ -23,7 +23,7 @@ from ..eval.evaluators import build_evaluator
 from ..kinds import SETTINGS_FILE
 from ..models.hub import check_model, resolve_model_path
 from ..models.weights import adapter_base, model_source
-from ..utils.quiet import quiet_libraries
+from ..utils.quiet import quiet_deepspeed, quiet_libraries
 
 logger = logging.getLogger(__name__)
 # encoders whose position table has two extra slots for the padding offset
@@ -42,6 +42,7 @@ class Ready:
 def preflight(cfg) -> Ready:
     """Run every check that needs no model weights, then read the data (file:line errors)."""
     quiet_libraries(logging.INFO if cfg.train.process_index == 0 else logging.WARNING)
+    quiet_deepspeed()
     check_output_dir(cfg.train)
     check_launcher(cfg)
     resume = resolve_resume(cfg.train)
@@ -51,10 +52,22 @@ def preflight(cfg) -> Ready:
                              columns=cfg.data.columns, label_range=cfg.data.label_range)
     if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
         raise ConfigError(f"loss.name={cfg.loss.name} needs teacher scores (pos_scores/neg_scores) in data.train_path")
-    for warning in check_labels(examples["labels"], examples["where"], cfg.loss.name, kinds.get(cfg.kind).losses,
-                                cfg.data.group_size, scaled=cfg.data.label_range is not None):
+    labels = (g for batch in examples.select_columns(["labels"]).iter(batch_size=10_000) for g in batch["labels"])
+    where = _Where(examples)
+    for warning in check_labels(labels, where, cfg.loss.name, kinds.get(cfg.kind).losses, cfg.data.group_size,
+                                scaled=cfg.data.label_range is not None, has_scores=examples[0]["scores"] is not None):
         logger.warning(warning)
     return Ready(resume, examples, build_evaluator(cfg.eval))
+
+
+class _Where:
+    """``file:line`` of a record by index, read only for the few records a message names."""
+
+    def __init__(self, examples):
+        self.examples = examples
+
+    def __getitem__(self, i: int) -> str:
+        return self.examples[int(i)]["where"]
 
 
 def check_output_dir(args) -> None:

@@ -16,13 +16,22 @@ import os
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def quiet_deepspeed() -> None:
+    """Name DeepSpeed's accelerator on a machine with none (it would say so on every run); a
+    machine with a GPU, an Intel XPU or an Ascend NPU keeps DeepSpeed's own detection."""
+    if "DS_ACCELERATOR" in os.environ:
+        return
+    import importlib.util
+
+    import torch
+
+    xpu = hasattr(torch, "xpu") and torch.xpu.is_available()
+    if not torch.cuda.is_available() and not xpu and importlib.util.find_spec("torch_npu") is None:
+        os.environ["DS_ACCELERATOR"] = "cpu"
+
+
 def quiet_libraries(level: int = logging.INFO) -> None:
     """Set up logging for a command: WARNING for every library, ``level`` for rag_retrieval."""
-    if "DS_ACCELERATOR" not in os.environ:
-        import torch
-
-        if not torch.cuda.is_available():  # a GPU machine keeps DeepSpeed's own detection
-            os.environ["DS_ACCELERATOR"] = "cpu"
     logging.basicConfig(format=FORMAT, level=logging.WARNING)
     logging.getLogger("rag_retrieval").setLevel(level)
     for name in ("bm25s", "faiss", "faiss.loader"):

@@ -7,11 +7,18 @@ character as a word. A script is recognised by its Unicode block, no segmenter n
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from typing import Sequence
 
-# Han (CJK Unified Ideographs + extension A + compatibility), Hiragana, Katakana, Hangul
-CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff"
+# Han (CJK Unified Ideographs, extensions A to H, compatibility), Hiragana, Katakana (and half-width), Hangul
+CJK = (r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af\u1100-\u11ff"
+       r"\U00020000-\U0003134f")
+# the punctuation marks a tokenizer may keep as one token (ColBERT's passage mask): ASCII's (as ColBERT
+# masks them), and those of other scripts (Latin-1, general punctuation, CJK, full-width forms)
+PUNCTUATION = list(string.punctuation) + [
+    chr(c) for r in ((0xA1, 0xC0), (0x2010, 0x2060), (0x3001, 0x3020), (0xFF01, 0xFF66))
+    for c in range(*r) if unicodedata.category(chr(c)).startswith("P")]
 _CJK_RUN = re.compile(f"[{CJK}]+")
 _WORD = re.compile(rf"[^\W{CJK}]+", re.UNICODE)  # letters/digits of other scripts; CJK runs apart
 BM25_TOKENIZERS = ("auto", "english", "cjk", "whitespace")
@@ -63,11 +70,11 @@ def pick_bm25_tokenizer(texts: Sequence[str], choice: str = "auto") -> str:
 def word_count(text: str) -> int:
     """Words of a text for length statistics: whitespace words, each CJK character counting as one.
 
-    >>> word_count("resize the images"), word_count("如何调整图片大小"), word_count("用 ImageMagick 调整")
+    >>> word_count("resize the images"), word_count("如何调整图片大小。"), word_count("用 ImageMagick 调整")
     (3, 8, 4)
     """
     cjk = sum(len(run) for run in _CJK_RUN.findall(text))
-    rest = _CJK_RUN.sub(" ", text).split()
+    rest = [w for w in _CJK_RUN.sub(" ", text).split() if not is_punctuation(w)]
     return cjk + len(rest)
 
 

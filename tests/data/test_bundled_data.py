@@ -62,3 +62,17 @@ def test_a_broken_compressed_file_is_one_line(tmp_path):
     bad.write_bytes(b"not xz at all\n")
     with pytest.raises(DataError, match=r"train.jsonl.xz: cannot read it as .xz data"):
         list(iter_jsonl(str(bad)))
+
+
+def test_pyfunc_splits_share_no_function():
+    """The second domain (data/pyfunc): dev and test functions never appear in train, as positives
+    or negatives, and the files read as the training readers read them."""
+    folder = os.path.join(ROOT, "data", "pyfunc")
+    rows = {s: [r for _, r, errors in iter_jsonl(os.path.join(folder, f"{s}.jsonl.xz")) if not errors]
+            for s in ("train", "dev", "test")}
+    assert {s: len(v) for s, v in rows.items()} == {"train": 8000, "dev": 300, "test": 500}
+    held = {r["pos"][0] for s in ("dev", "test") for r in rows[s]}
+    train_texts = {t for r in rows["train"] for t in r["pos"] + r["neg"]}
+    assert not held & train_texts
+    assert not {r["query"] for r in rows["test"]} & {r["query"] for r in rows["train"]}
+    assert sum(len(r["neg"]) == 30 for r in rows["test"]) >= 495  # BM25 finds fewer for a query of rare words

@@ -321,14 +321,87 @@ def test_no_batch_holds_a_text_as_positive_and_negative(tmp_path):
                 assert not positives & negatives, (seed, epoch, batch)
 
 
-def test_embedding_losses_refuse_rank_labels_without_a_positive(tmp_path):
+def test_embedding_losses_take_rank_labels_and_refuse_groups_without_a_positive(tmp_path):
+    def embedding_config(path, *extra):
+        return load_config(["--config", "configs/tests/embedding_tiny.yaml", f"data.train_path={path}",
+                            "data.format=hits", f"train.output_dir={tmp_path / 'out'}", "eval.rerank_path=null", *extra],
+                           "embedding", RetrievalTrainingArguments)
+
+    assert len(preflight(embedding_config(rank_file(tmp_path))).examples) == 8  # the -1 document is the positive
+    flat = write(tmp_path / "flat.jsonl", [{"query": f"q{i}", "hits": [{"content": d, "label": 0} for d in DOCS[:3]]}
+                                           for i in range(4)])
+    with pytest.raises(DataError, match=r"'infonce' needs a positive labelled above.*flat.jsonl:1"):
+        preflight(embedding_config(flat))
+
+
+def test_pointwise_losses_refuse_constant_targets(tmp_path):
+    same = write(tmp_path / "same.jsonl", [{"query": f"q{i}", "content": DOCS[i], "label": 1} for i in range(4)])
+    for loss in ("bce", "mse"):
+        with pytest.raises(DataError, match=f"'{loss}' needs .*4 of 4 records give it nothing"):
+            preflight(config(tmp_path, same, "pointwise", loss))
+
+
+def test_rank_labels_in_evaluation_need_a_mapping(tmp_path):
+    from rag_retrieval.eval import RerankEvaluator
+
     path = rank_file(tmp_path)
-    cfg = load_config(["--config", "configs/tests/embedding_tiny.yaml", f"data.train_path={path}", "data.format=hits",
-                       f"train.output_dir={tmp_path / 'out'}", "eval.rerank_path=null"], "embedding",
-                      RetrievalTrainingArguments)
-    with pytest.raises(DataError, match=r"'infonce' needs a document with a label > 0.*data.label_range"):
-        preflight(cfg)
-    cfg = load_config(["--config", "configs/tests/embedding_tiny.yaml", f"data.train_path={path}", "data.format=hits",
-                       "data.label_range=[-4,-1]", f"train.output_dir={tmp_path / 'out'}", "eval.rerank_path=null"],
-                      "embedding", RetrievalTrainingArguments)
-    assert len(preflight(cfg).examples) == 8
+    with pytest.raises(DataError, match=r"no document is labelled > 0.*labels are rank.*label_range"):
+        RerankEvaluator(path, fmt="hits")
+    ev = RerankEvaluator(path, fmt="hits", label_range=[-4, -1], k_values=[10])
+    assert ev.examples[0].labels == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+
+
+def test_beir_leaves_out_a_document_with_the_querys_own_id(tmp_path):
+    from rag_retrieval.eval import RetrievalEvaluator
+
+    folder = beir_folder(tmp_path)
+    with open(os.path.join(folder, "corpus.jsonl"), "a") as f:
+        f.write(json.dumps({"_id": "q1", "text": "web browser"}) + "\n")
+    ev = RetrievalEvaluator(beir=folder, k_values=[1, 10], name="")
+
+    class QueryFirst(FixedEmbedder):  # ranks the query's own copy first for q1
+        def encode_queries(self, queries, batch_size=None):
+            out = torch.zeros(len(queries), len(DOCS) + 1)
+            out[:, : len(DOCS)] = super().encode_queries(queries)
+            out[0, len(DOCS)] = 100.0
+            return out
+
+        def encode_passages(self, texts, batch_size=None):
+            return torch.eye(len(texts))
+
+    assert ev(QueryFirst())["mrr@1"] == pytest.approx(1.0)
+
+
+def test_a_split_of_a_saved_dataset_dict(tmp_path):
+    import datasets
+
+    records = [{"query": f"q{i}", "pos": [DOCS[i]]} for i in range(4)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(records[:3]),
+                          "test": datasets.Dataset.from_list(records[3:])}).save_to_disk(str(tmp_path / "dd"))
+    assert [r["query"] for _, r, _ in iter_records(f"{tmp_path / 'dd'}:test")] == ["q3"]
+    assert len(load_examples(str(tmp_path / "dd"), "pos_neg")) == 3  # the train split by default
+
+
+def test_broken_inputs_of_the_commands_are_one_line(tmp_path):
+    import gzip
+
+    csv_gz = tmp_path / "faq.csv.gz"
+    csv_gz.write_bytes(gzip.compress(b"question,answer\nq,a\n" * 50)[:40])  # truncated
+    message = cli_rc(["convert", str(csv_gz), str(tmp_path / "o.jsonl"), "--from", "csv", "--to", "pos_neg"])
+    assert str(message).startswith(f"error: {csv_gz}: cannot read it as .gz data")
+    odd = write(tmp_path / "q.jsonl", [{"query": "q", "pos": "a single document"}])
+    assert cli_rc(["rerank", "--model", "tiny-bert", "--model-type", "cross-encoder", "--input", odd, "--output",
+                   str(tmp_path / "ranked.jsonl")]) == 0
+
+
+def test_batch_order_with_one_text_the_positive_of_many_queries():
+    from rag_retrieval.data.datasets import no_duplicate_order
+
+    rng = np.random.default_rng(0)
+    keys = rng.integers(1, 10**9, 4000)
+    keys[rng.random(4000) < 0.1] = 7  # an FAQ's generic answer
+    texts = {i: [int(keys[i])] + rng.integers(1, 10**9, 8).tolist() for i in range(4000)}
+    order = no_duplicate_order(np.arange(4000), keys, 32, lambda i: texts[i])
+    assert sorted(order.tolist()) == list(range(4000))
+    clean = [order[s : s + 32] for s in range(0, 4000 - 32 * 150, 32)]  # the first chunks: no repeated positive
+    assert all(len({keys[i] for i in c}) == len(c) for c in clean)

@@ -51,6 +51,8 @@ def test_saved_reranker_scores_equal_in_sentence_transformers_and_flagembedding(
 
     st = STCrossEncoder(str(tmp_path), device="cpu", activation_fn=torch.nn.Identity())
     assert list(st.predict(PAIRS)) == pytest.approx(scores, abs=1e-5)
+    st_default = STCrossEncoder(str(tmp_path), device="cpu")  # a sigmoid on the logit: our normalize=True
+    assert list(st_default.predict(PAIRS)) == pytest.approx(reloaded.compute_score(PAIRS, normalize=True), abs=1e-5)
 
     from FlagEmbedding import FlagReranker
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The recipes on a domain: zero-shot all-MiniLM-L6-v2, the embedding recipe and the reranker recipe,
+# each trained on the domain's train split with only the data paths changed (their own step budgets);
+# during training they are evaluated on the DEV split (what settings are chosen on), then the `test`
+# arm scores every model on the TEST split, and the `pipeline` arm: the embedding recipe's model ranks
+# each test query's candidates and the reranker reorders its top 10. Prints MRR@10 / NDCG@10 and minutes.
+#   DOMAIN=pyfunc bash benchmarks/domains_experiment.sh            # data/pyfunc/{train,dev,test}.jsonl.xz
+#   ARMS="reranker test pipeline" TAG=try1 RERANKER_ARGS="train.learning_rate=1e-4" bash benchmarks/domains_experiment.sh
+# Outputs under outputs/domains/<domain>/; finished arms are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+DOMAIN=${DOMAIN:-pyfunc} QUERIES=${QUERIES:-300} TAG=${TAG:-recipe}
+ARMS=${ARMS:-zeroshot embedding reranker test pipeline}
+OUT=outputs/domains/$DOMAIN
+TRAIN=data/$DOMAIN/train.jsonl.xz DEV=data/$DOMAIN/dev.jsonl.xz TEST=data/$DOMAIN/test.jsonl.xz
+mkdir -p "$OUT"
+common=(data.train_path="$TRAIN" eval.rerank_path="$DEV" eval.max_queries="$QUERIES" train.overwrite_output_dir=true)
+evaluate() {  # name, model, max length, split file
+  [ -f "$OUT/$1.json" ] || timed "$1" .venv/bin/rag-retrieval eval --model "$2" --rerank "$4" --max-queries "$QUERIES" \
+    --k 1 10 --max-length "$3" --output "$OUT/$1.json"
+}
+timed() { local name=$1; shift; local start; start=$(date +%s); "$@"; echo $(( $(date +%s) - start )) > "$OUT/$name.seconds"; }
+for arm in $ARMS; do
+  case $arm in
+    zeroshot)
+      evaluate zeroshot_dev minilm 128 "$DEV"; evaluate zeroshot_test minilm 128 "$TEST" ;;
+    embedding)
+      # shellcheck disable=SC2086
+      [ -f "$OUT/embedding_$TAG/metrics.json" ] || timed "embedding_$TAG" bash recipes/train_embedding.sh "${common[@]}" \
+        eval.before_training=false train.output_dir="$OUT/embedding_$TAG" ${EMBEDDING_ARGS:-} ;;
+    reranker)
+      # shellcheck disable=SC2086
+      [ -f "$OUT/reranker_$TAG/metrics.json" ] || timed "reranker_$TAG" bash recipes/train_reranker.sh "${common[@]}" \
+        train.output_dir="$OUT/reranker_$TAG" ${RERANKER_ARGS:-} ;;
+    test)  # the evaluation lengths of the recipes: 128 tokens per passage / per pair
+      evaluate "embedding_${EMBEDDING_TAG:-recipe}_test" "$OUT/embedding_${EMBEDDING_TAG:-recipe}" 128 "$TEST"
+      evaluate "reranker_${TAG}_test" "$OUT/reranker_$TAG" 128 "$TEST" ;;
+    pipeline)
+      [ -f "$OUT/pipeline_${TAG}_test.json" ] || .venv/bin/python benchmarks/pipeline_rerank.py \
+        --embedder "$OUT/embedding_${EMBEDDING_TAG:-recipe}" --reranker "$OUT/reranker_$TAG" --data "$TEST" \
+        --max-queries "$QUERIES" --top 10 --output "$OUT/pipeline_${TAG}_test.json" ;;
+    *) echo "unknown arm '$arm'" >&2; exit 2 ;;
+  esac
+done
+.venv/bin/python - "$OUT" "$TAG" "${EMBEDDING_TAG:-recipe}" <<'PY'
+import json, os, sys
+out, tag, etag = sys.argv[1:]
+def metrics(path, key=None):
+    if not os.path.isfile(path):
+        return None
+    m = json.load(open(path))
+    return m[key] if key else next(iter(m.values())) if "rerank_mrr@10" not in m else m
+def minutes(name):
+    path = f"{out}/{name}.seconds"
+    return f"{int(open(path).read()) / 60:.1f}" if os.path.isfile(path) else ""
+print(f"| {os.path.basename(out)} | dev MRR@10 | test MRR@10 | test NDCG@10 | CPU min (training run) |\n|---|---|---|---|---|")
+rows = [("zero-shot MiniLM bi-encoder", metrics(f"{out}/zeroshot_dev.json"), metrics(f"{out}/zeroshot_test.json"), ""),
+        ("embedding recipe", metrics(f"{out}/embedding_{etag}/metrics.json", "after"),
+         metrics(f"{out}/embedding_{etag}_test.json"), minutes(f"embedding_{etag}")),
+        (f"reranker recipe ({tag})", metrics(f"{out}/reranker_{tag}/metrics.json", "after"),
+         metrics(f"{out}/reranker_{tag}_test.json"), minutes(f"reranker_{tag}")),
+        (f"pipeline: embedding recipe's top 10 reordered by the reranker ({tag})", None,
+         metrics(f"{out}/pipeline_{tag}_test.json", "pipeline"), "")]
+for name, dev, test, mins in rows:
+    fmt = lambda m, k: f"{m[k]:.4f}" if m else ""
+    print(f"| {name} | {fmt(dev, 'rerank_mrr@10')} | {fmt(test, 'rerank_mrr@10')} | {fmt(test, 'rerank_ndcg@10')} | {mins} |")
+PY
