@@ -80,7 +80,20 @@ class EmbeddingModelArgs(InstructedModelArgs):
 
 @dataclass
 class RerankerModelArgs(InstructedModelArgs):
-    """``model:`` of ``train reranker``: a cross-encoder (a new one-logit head on a plain encoder)."""
+    """``model:`` of ``train reranker``: a cross-encoder (a new one-logit head on a plain encoder), or
+    with ``separate_layers`` a split cross-encoder that starts as the bi-encoder it is made from."""
+
+    separate_layers: Optional[int] = None  # N > 0: the bottom N layers read query and passage apart, the score
+    # is the scaled cosine of their mean vectors (SplitCrossEncoder); 0: a classifier head; None: the saved model's
+    score_scale: Optional[float] = None  # split cross-encoder: cosine multiplier (None: the saved one, else 20)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.separate_layers is not None and self.separate_layers < 0:
+            raise ConfigError(f"model.separate_layers={self.separate_layers}: give 0 (a classifier head) or a "
+                              f"number of bottom layers (1 to the model's layer count)")
+        if self.score_scale is not None and self.score_scale <= 0:
+            raise ConfigError(f"model.score_scale={self.score_scale}: give a positive multiplier (e.g. 20)")
 
     def check(self, cfg) -> None:
         check_grouping(cfg)

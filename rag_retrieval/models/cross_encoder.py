@@ -48,11 +48,22 @@ class CrossEncoder(PairScorer):
                         query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
                         dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                         trust_remote_code: bool = False, lora: Optional[dict] = None,
-                        config_overrides: Optional[dict] = None, trainable: bool = False) -> "CrossEncoder":
+                        config_overrides: Optional[dict] = None, trainable: bool = False,
+                        separate_layers: Optional[int] = None, score_scale: Optional[float] = None) -> "CrossEncoder":
         """Load a checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours); a missing
-        head is created (num_labels=1)."""
+        head is created (num_labels=1). ``separate_layers`` > 0 (or a model saved so) gives a
+        :class:`~.split_cross_encoder.SplitCrossEncoder`, which starts as the bi-encoder it is made from."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
+        if separate_layers or (separate_layers is None and saved.get("separate_layers")):
+            from .split_cross_encoder import SplitCrossEncoder
+
+            return SplitCrossEncoder.from_pretrained(
+                path, max_length, separate_layers, score_scale, query_instruction, passage_instruction, dtype,
+                attn_implementation, trust_remote_code, lora, config_overrides, trainable)
+        if saved.get("separate_layers"):
+            raise ValueError(f"{model_name_or_path} is a split cross-encoder (separate_layers="
+                             f"{saved['separate_layers']}): it has no classifier head to score with separate_layers=0")
         model, new_modules = load_auto_model(AutoModelForSequenceClassification, path, lambda base: load_kwargs(
             dtype, attn_implementation, trust_remote_code, base, config_overrides, num_labels=1), trainable=trainable)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

@@ -1,0 +1,161 @@
+"""A cross-encoder that starts as the bi-encoder it is made from.
+
+The pair is read in one pass, ``[CLS] query [SEP] [CLS] passage [SEP]``, each segment with its own
+positions. The bottom ``separate_layers`` layers let a token attend to its own segment only (there
+the model is the bi-encoder, query and passage encoded apart), the layers above let query and passage
+tokens attend to each other (a cross-encoder); the score is the scaled cosine of the two segments'
+mean token vectors. With every layer separate it scores exactly as the bi-encoder does (mean pooling,
+cosine), so training starts from the bi-encoder's ranking instead of a random head's, and the joint
+layers learn the query-passage interactions a bi-encoder cannot see (DeFormer, PreTTR and MORES
+split encoders the same way, to save compute; here the split is the initialisation).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from .. import kinds
+from ..utils.batching import merge_chunks
+from .cross_encoder import CrossEncoder
+from .hub import resolve_model_path
+from .weights import load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
+
+
+class SplitCrossEncoder(CrossEncoder):
+    """Score (query, passage) pairs with a plain encoder (``AutoModel``) split into separate and joint layers.
+
+    Args:
+        model: the encoder (BERT-like: ``embeddings`` and ``encoder.layer``; optionally wrapped by peft).
+        tokenizer: its tokenizer.
+        max_length: token limit of the pair (the query takes at most half, the passage the rest).
+        separate_layers: bottom layers in which query and passage do not see each other.
+        score_scale: the cosine's multiplier (the inverse of a bi-encoder's InfoNCE temperature).
+        query_instruction / passage_instruction: text put before the query / the passage.
+
+    Example:
+        >>> ce = SplitCrossEncoder.from_pretrained("tiny-bert", separate_layers=1)
+        >>> len(ce.compute_score([("q", "a doc"), ("q", "another doc")]))
+        2
+    """
+
+    def __init__(self, model, tokenizer, max_length: int = 512, separate_layers: int = 1, score_scale: float = 20.0,
+                 query_instruction: str = "", passage_instruction: str = ""):
+        super().__init__(model, tokenizer, max_length, query_instruction, passage_instruction)
+        layers = self.layers()
+        if not 0 < separate_layers <= len(layers):
+            raise ValueError(f"model.separate_layers={separate_layers}: the model has {len(layers)} layers, "
+                             f"give 1 to {len(layers)}")
+        self.separate_layers = separate_layers
+        self.score_scale = score_scale
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
+                        separate_layers: Optional[int] = None, score_scale: Optional[float] = None,
+                        query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
+                        dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
+                        trust_remote_code: bool = False, lora: Optional[dict] = None,
+                        config_overrides: Optional[dict] = None, trainable: bool = False) -> "SplitCrossEncoder":
+        """Load an encoder checkpoint (a bi-encoder, or a split cross-encoder saved by us); settings
+        not given are the saved ones."""
+        path = resolve_model_path(model_name_or_path)
+        saved = read_settings(path)
+        model, _ = load_auto_model(AutoModel, path, lambda base: load_kwargs(
+            dtype, attn_implementation, trust_remote_code, base, config_overrides), trainable=trainable)
+        model = maybe_wrap_lora(model, lora, task_type="FEATURE_EXTRACTION")
+        pick = lambda given, key, default: given if given is not None else saved.get(key, default)  # noqa: E731
+        return cls(model, AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code),
+                   max_length=pick(max_length, "max_length", 512),
+                   separate_layers=pick(separate_layers, "separate_layers", None) or len(_layers(model)) // 2,
+                   score_scale=pick(score_scale, "score_scale", 20.0),
+                   query_instruction=pick(query_instruction, "query_instruction", ""),
+                   passage_instruction=pick(passage_instruction, "passage_instruction", ""))
+
+    def layers(self):
+        return _layers(self.model)
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def tokenize(self, queries: Sequence[str], docs: Sequence[str], pad_to_multiple_of: Optional[int] = None,
+                 padding: bool = True) -> dict:
+        """``[CLS] query [SEP] [CLS] passage [SEP]`` rows; ``token_type_ids`` mark the segment (0 query,
+        1 passage). The query keeps at most half of ``max_length``, the passage is cut to the rest."""
+        q = self.tokenizer([self.query_instruction + t for t in queries], truncation=True,
+                           max_length=max(2, self.max_length // 2))["input_ids"]
+        p = self.tokenizer([self.passage_instruction + t for t in docs], truncation=True,
+                           max_length=self.max_length)["input_ids"]
+        rows = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
+        for a, b in zip(q, p):
+            room = max(2, self.max_length - len(a))
+            b = b if len(b) <= room else b[: room - 1] + b[-1:]  # keep the closing [SEP]
+            rows["input_ids"].append(a + b)
+            rows["token_type_ids"].append([0] * len(a) + [1] * len(b))
+            rows["attention_mask"].append([1] * (len(a) + len(b)))
+        if not padding:
+            return rows
+        return self.tokenizer.pad(rows, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+
+    # ---- scoring ---------------------------------------------------------------------------
+    def _scores(self, input_ids, token_type_ids, attention_mask) -> torch.Tensor:
+        valid = attention_mask.bool()
+        segment = torch.where(valid, token_type_ids, -1)
+        query_len = ((segment == 0).sum(1, keepdim=True))
+        steps = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        positions = torch.where(segment == 1, steps - query_len, steps).clamp(min=0)
+        encoder = _base(self.model)
+        hidden = encoder.embeddings(input_ids=input_ids, position_ids=positions,
+                                    token_type_ids=torch.zeros_like(input_ids))
+        pad_rows = ~valid[:, :, None] & valid[:, None, :]  # a pad token attends to every real one (no empty rows)
+        own = (segment[:, :, None] == segment[:, None, :]) & valid[:, None, :] | pad_rows
+        both = valid[:, None, :].expand_as(own)
+        eager = getattr(encoder.config, "_attn_implementation", "sdpa") == "eager"
+        masks = [_mask(m, hidden.dtype, eager) for m in (own, both)]
+        for i, layer in enumerate(self.layers()):
+            hidden = layer(hidden, masks[0] if i < self.separate_layers else masks[1])
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        q = (segment == 0).unsqueeze(-1).to(hidden.dtype)
+        p = (segment == 1).unsqueeze(-1).to(hidden.dtype)
+        q_vec = (hidden * q).sum(1) / q.sum(1).clamp(min=1)
+        p_vec = (hidden * p).sum(1) / p.sum(1).clamp(min=1)
+        return self.score_scale * torch.nn.functional.cosine_similarity(q_vec.float(), p_vec.float(), dim=-1)
+
+    def forward(self, **features) -> dict:
+        """Tokenised pairs (or length-bucketed sub-batches of them) -> ``{"scores": (N,)}``."""
+        return {"scores": merge_chunks(self._scores, features)}
+
+    def compute_score(self, pairs: Sequence, batch_size: int = 64, normalize: bool = False,
+                      max_tokens: Optional[int] = None) -> list:
+        """Scores of (query, passage) pairs in input order (``score_scale`` x cosine; sigmoid when
+        ``normalize``); pairs sorted by length and padded per batch."""
+        return self.score_pairs(pairs, batch_size, normalize, lambda **f: self(**f)["scores"], max_tokens)
+
+    # ---- saving ----------------------------------------------------------------------------
+    def save_pretrained(self, output_dir: str, state_dict: Optional[dict] = None, merge_lora: bool = False) -> None:
+        """Save the encoder (transformers ``AutoModel`` loads it) and the split in our settings."""
+        self.model = save_encoder(self.model, self.tokenizer, output_dir, strip_prefix(state_dict, "model."),
+                                  merge_lora)
+        write_settings(output_dir, {"kind": kinds.get("reranker").saved, "max_length": self.max_length,
+                                    "separate_layers": self.separate_layers, "score_scale": self.score_scale,
+                                    "query_instruction": self.query_instruction,
+                                    "passage_instruction": self.passage_instruction})
+
+
+def _base(model):
+    """The transformers encoder under a peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _layers(model):
+    encoder = _base(model)
+    if not (hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer")):
+        raise ValueError(f"model.separate_layers needs a BERT-like encoder (embeddings + encoder.layer), "
+                         f"not {type(encoder).__name__}")
+    return encoder.encoder.layer
+
+
+def _mask(allowed: torch.Tensor, dtype, eager: bool) -> torch.Tensor:
+    """(N, L, L) allowed-attention -> the (N, 1, L, L) mask a layer takes: additive for eager
+    attention, boolean for SDPA."""
+    allowed = allowed[:, None]
+    return torch.where(allowed, 0.0, torch.finfo(dtype).min).to(dtype) if eager else allowed
