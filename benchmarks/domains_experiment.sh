@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-DOMAIN=${DOMAIN:-pyfunc} QUERIES=${QUERIES:-300} TAG=${TAG:-recipe}
+DOMAIN=${DOMAIN:-pyfunc} QUERIES=${QUERIES:-300} TAG=${TAG:-recipe} ETAG=${EMBEDDING_TAG:-recipe}
 ARMS=${ARMS:-zeroshot embedding reranker test pipeline}
 OUT=outputs/domains/$DOMAIN
 TRAIN=data/$DOMAIN/train.jsonl.xz DEV=data/$DOMAIN/dev.jsonl.xz TEST=data/$DOMAIN/test.jsonl.xz
@@ -28,23 +28,23 @@ for arm in $ARMS; do
       evaluate zeroshot_dev minilm 128 "$DEV"; evaluate zeroshot_test minilm 128 "$TEST" ;;
     embedding)
       # shellcheck disable=SC2086
-      [ -f "$OUT/embedding_$TAG/metrics.json" ] || timed "embedding_$TAG" bash recipes/train_embedding.sh "${common[@]}" \
-        eval.before_training=false train.output_dir="$OUT/embedding_$TAG" ${EMBEDDING_ARGS:-} ;;
+      [ -f "$OUT/embedding_$ETAG/metrics.json" ] || timed "embedding_$ETAG" bash recipes/train_embedding.sh \
+        "${common[@]}" eval.before_training=false train.output_dir="$OUT/embedding_$ETAG" ${EMBEDDING_ARGS:-} ;;
     reranker)
       # shellcheck disable=SC2086
       [ -f "$OUT/reranker_$TAG/metrics.json" ] || timed "reranker_$TAG" bash recipes/train_reranker.sh "${common[@]}" \
         train.output_dir="$OUT/reranker_$TAG" ${RERANKER_ARGS:-} ;;
     test)  # the evaluation lengths of the recipes: 128 tokens per passage / per pair
-      evaluate "embedding_${EMBEDDING_TAG:-recipe}_test" "$OUT/embedding_${EMBEDDING_TAG:-recipe}" 128 "$TEST"
+      evaluate "embedding_${ETAG}_test" "$OUT/embedding_$ETAG" 128 "$TEST"
       evaluate "reranker_${TAG}_test" "$OUT/reranker_$TAG" 128 "$TEST" ;;
     pipeline)
       [ -f "$OUT/pipeline_${TAG}_test.json" ] || .venv/bin/python benchmarks/pipeline_rerank.py \
-        --embedder "$OUT/embedding_${EMBEDDING_TAG:-recipe}" --reranker "$OUT/reranker_$TAG" --data "$TEST" \
+        --embedder "$OUT/embedding_$ETAG" --reranker "$OUT/reranker_$TAG" --data "$TEST" \
         --max-queries "$QUERIES" --top 10 --output "$OUT/pipeline_${TAG}_test.json" ;;
     *) echo "unknown arm '$arm'" >&2; exit 2 ;;
   esac
 done
-.venv/bin/python - "$OUT" "$TAG" "${EMBEDDING_TAG:-recipe}" <<'PY'
+.venv/bin/python - "$OUT" "$TAG" "$ETAG" <<'PY'
 import json, os, sys
 out, tag, etag = sys.argv[1:]
 def metrics(path, key=None):
