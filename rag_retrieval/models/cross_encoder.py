@@ -12,6 +12,7 @@ from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .packed import packed_logits
 from .pair_scorer import PairScorer
+from .split_cross_encoder import SplitCrossEncoder
 from .weights import load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
 
 class CrossEncoder(PairScorer):
@@ -56,8 +57,6 @@ class CrossEncoder(PairScorer):
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
         if separate_layers or (separate_layers is None and saved.get("separate_layers")):
-            from .split_cross_encoder import SplitCrossEncoder
-
             return SplitCrossEncoder.from_pretrained(
                 path, max_length, separate_layers, score_scale, query_instruction, passage_instruction, dtype,
                 attn_implementation, trust_remote_code, lora, config_overrides, trainable)

@@ -19,12 +19,12 @@ from transformers import AutoModel, AutoTokenizer
 
 from .. import kinds
 from ..utils.batching import merge_chunks
-from .cross_encoder import CrossEncoder
 from .hub import resolve_model_path
+from .pair_scorer import PairScorer
 from .weights import load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
 
 
-class SplitCrossEncoder(CrossEncoder):
+class SplitCrossEncoder(PairScorer):
     """Score (query, passage) pairs with a plain encoder (``AutoModel``) split into separate and joint layers.
 
     Args:
@@ -43,7 +43,10 @@ class SplitCrossEncoder(CrossEncoder):
 
     def __init__(self, model, tokenizer, max_length: int = 512, separate_layers: int = 1, score_scale: float = 20.0,
                  query_instruction: str = "", passage_instruction: str = ""):
-        super().__init__(model, tokenizer, max_length, query_instruction, passage_instruction)
+        super().__init__()
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.query_instruction, self.passage_instruction = query_instruction, passage_instruction
+        self.new_modules: tuple = ()  # no new head: every weight comes from the checkpoint
         layers = self.layers()
         if not 0 < separate_layers <= len(layers):
             raise ValueError(f"model.separate_layers={separate_layers}: the model has {len(layers)} layers, "
