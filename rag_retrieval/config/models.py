@@ -81,7 +81,7 @@ class EmbeddingModelArgs(InstructedModelArgs):
 @dataclass
 class RerankerModelArgs(InstructedModelArgs):
     """``model:`` of ``train reranker``: a cross-encoder (a new one-logit head on a plain encoder), or
-    with ``separate_layers`` a split cross-encoder that starts as the bi-encoder it is made from."""
+    with ``separate_layers`` a split cross-encoder that starts from the bi-encoder it is made from."""
 
     separate_layers: Optional[int] = None  # N > 0: the bottom N layers read query and passage apart, the score
     # is the scaled cosine of their mean vectors (SplitCrossEncoder); 0: a classifier head; None: the saved model's

@@ -53,7 +53,7 @@ class CrossEncoder(PairScorer):
                         separate_layers: Optional[int] = None, score_scale: Optional[float] = None) -> "CrossEncoder":
         """Load a checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours); a missing
         head is created (num_labels=1). ``separate_layers`` > 0 (or a model saved so) gives a
-        :class:`~.split_cross_encoder.SplitCrossEncoder`, which starts as the bi-encoder it is made from."""
+        :class:`~.split_cross_encoder.SplitCrossEncoder`, which starts from the bi-encoder it is made from."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
         if separate_layers or (separate_layers is None and saved.get("separate_layers")):

@@ -1,4 +1,4 @@
-"""A cross-encoder that starts as the bi-encoder it is made from.
+"""A cross-encoder that starts from the bi-encoder it is made from.
 
 The pair is read in one pass, ``[CLS] query [SEP] [CLS] passage [SEP]``, each segment with its own
 positions. The bottom ``separate_layers`` layers let a token attend to its own segment only (there
