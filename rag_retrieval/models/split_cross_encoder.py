@@ -5,9 +5,10 @@ positions. The bottom ``separate_layers`` layers let a token attend to its own s
 the model is the bi-encoder, query and passage encoded apart), the layers above let query and passage
 tokens attend to each other (a cross-encoder); the score is the scaled cosine of the two segments'
 mean token vectors. With every layer separate it scores exactly as the bi-encoder does (mean pooling,
-cosine), so training starts from the bi-encoder's ranking instead of a random head's, and the joint
-layers learn the query-passage interactions a bi-encoder cannot see (DeFormer, PreTTR and MORES
-split encoders the same way, to save compute; here the split is the initialisation).
+cosine); with fewer it keeps part of the bi-encoder's ranking before any training, where a new
+head starts at random, and the joint layers learn the query-passage interactions a bi-encoder
+cannot see (DeFormer, PreTTR and MORES split encoders the same way, to save compute; here the split
+is the initialisation).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .. import kinds
 from ..utils.batching import merge_chunks
 from .hub import resolve_model_path
 from .pair_scorer import PairScorer
-from .weights import load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix, write_settings
+from .weights import (load_auto_model, load_kwargs, maybe_wrap_lora, read_settings, save_encoder, strip_prefix,
+                      unwrap_peft, write_settings)
 
 
 class SplitCrossEncoder(PairScorer):
@@ -106,7 +108,7 @@ class SplitCrossEncoder(PairScorer):
         query_len = ((segment == 0).sum(1, keepdim=True))
         steps = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         positions = torch.where(segment == 1, steps - query_len, steps).clamp(min=0)
-        encoder = _base(self.model)
+        encoder = unwrap_peft(self.model)
         hidden = encoder.embeddings(input_ids=input_ids, position_ids=positions,
                                     token_type_ids=torch.zeros_like(input_ids))
         pad_rows = ~valid[:, :, None] & valid[:, None, :]  # a pad token attends to every real one (no empty rows)
@@ -144,13 +146,8 @@ class SplitCrossEncoder(PairScorer):
                                     "passage_instruction": self.passage_instruction})
 
 
-def _base(model):
-    """The transformers encoder under a peft wrapper."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _layers(model):
-    encoder = _base(model)
+    encoder = unwrap_peft(model)
     if not (hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer")):
         raise ValueError(f"model.separate_layers needs a BERT-like encoder (embeddings + encoder.layer), "
                          f"not {type(encoder).__name__}")
