@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.harness import ROOT, add_common_args, print_table, run_worker, run_workers  # noqa: E402
+
 CONTENDERS = ("sentence-transformers", "FlagEmbedding", "rag-retrieval")
 
 
@@ -65,37 +63,17 @@ def make_scorer(which: str, args):
     return lambda pairs: [float(s) for s in model.compute_score([list(p) for p in pairs])]
 
 
-def worker(which: str, args) -> None:
-    pairs = load_pairs(args.data, args.pairs)
-    score = make_scorer(which, args)
-    score(pairs[: args.batch_size])  # warm-up: first-call allocations and lazy imports
-    times = []
-    for _ in range(args.repeats):  # the fastest pass: the least disturbed by the rest of the machine
-        t0 = time.perf_counter()
-        scores = score(pairs)
-        times.append(time.perf_counter() - t0)
-    seconds = min(times)
-    with open(args.out, "w") as f:
-        json.dump({"seconds": seconds, "scores": scores,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, f)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl.xz"))
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--model", help="a cross-encoder folder (default: MiniLM with a seeded new head)")
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2, help="timed passes per library; the fastest counts")
-    parser.add_argument("--worker", choices=CONTENDERS)
-    parser.add_argument("--out")
+    add_common_args(parser, CONTENDERS, rounds=1)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker, args)
+        return run_worker(args, load_pairs(args.data, args.pairs), make_scorer)
 
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
-               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
             import torch
@@ -105,33 +83,15 @@ def main() -> None:
             torch.manual_seed(0)
             args.model = os.path.join(tmp, "model")
             CrossEncoder.from_pretrained("minilm").save_pretrained(args.model)
-        results = {}
-        for which in CONTENDERS:
-            out = os.path.join(tmp, f"{which}.json")
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", which, "--out", out, "--model", args.model,
-                   "--data", args.data, "--pairs", str(args.pairs), "--max-length", str(args.max_length),
-                   "--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
-            run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-            if run.returncode != 0:
-                sys.exit(f"{which} failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
-            with open(out) as f:
-                results[which] = json.load(f)
+        results = run_workers(__file__, CONTENDERS, ["--model", args.model, "--data", args.data, "--pairs",
+                                                     str(args.pairs), "--max-length", str(args.max_length),
+                                                     "--batch-size", str(args.batch_size), "--repeats",
+                                                     str(args.repeats)], tmp, args.rounds)
 
-    import numpy as np
-
-    ours = results["rag-retrieval"]
-    n = len(ours["scores"])
-    print(f"\nCross-encoder inference, {n} pairs of data/pkgdesc test candidates, max_length {args.max_length}, "
-          f"batch {args.batch_size}, fp32, CPU threads {env['OMP_NUM_THREADS']}, fastest of {args.repeats} passes\n")
-    print("| library | seconds | pairs/s | peak RSS MB | max abs score diff vs ours |")
-    print("|---|---|---|---|---|")
-    for which in CONTENDERS:
-        r = results[which]
-        diff = float(np.max(np.abs(np.array(r["scores"]) - np.array(ours["scores"]))))
-        print(f"| {which} | {r['seconds']:.1f} | {n / r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {diff:.1e} |")
-    fastest = min(CONTENDERS[:2], key=lambda w: results[w]["seconds"])
-    print(f"| ours vs the faster other ({fastest}) | | {results[fastest]['seconds'] / ours['seconds']:.2f}x | "
-          f"{ours['peak_rss_mb'] / results[fastest]['peak_rss_mb']:.2f}x | |")
+    print_table(results, CONTENDERS,
+                f"Cross-encoder inference, {len(results['rag-retrieval']['result'])} pairs of data/pkgdesc test "
+                f"candidates, max_length {args.max_length}, batch {args.batch_size}",
+                "pairs", args)
 
 
 if __name__ == "__main__":

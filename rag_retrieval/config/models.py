@@ -86,12 +86,17 @@ class RerankerModelArgs(InstructedModelArgs):
     separate_layers: Optional[int] = None  # N > 0: the bottom N layers read query and passage apart, the score
     # is the scaled cosine of their mean vectors (SplitCrossEncoder); 0: a classifier head; None: the saved model's
     score_scale: Optional[float] = None  # split cross-encoder: cosine multiplier (None: the saved one, else 20)
+    joint_gate: Optional[bool] = None  # split cross-encoder: the joint layers run apart and jointly, mixed by
+    # learnt gates that start at 0 (the bi-encoder exactly); None: the saved model's
 
     def __post_init__(self):
         super().__post_init__()
         if self.separate_layers is not None and self.separate_layers < 0:
             raise ConfigError(f"model.separate_layers={self.separate_layers}: give 0 (a classifier head) or a "
                               f"number of bottom layers (1 to the model's layer count)")
+        if self.joint_gate and self.separate_layers == 0:
+            raise ConfigError("model.joint_gate=true needs model.separate_layers (1 to the model's layer count): "
+                              "the gates mix the layers above the split")
         if self.score_scale is not None and self.score_scale <= 0:
             raise ConfigError(f"model.score_scale={self.score_scale}: give a positive multiplier (e.g. 20)")
 

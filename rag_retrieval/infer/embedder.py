@@ -10,6 +10,7 @@ import torch
 from .. import kinds
 from ..models import BiEncoder
 from ..models.hub import resolve_model_path
+from ..utils.batching import CPU_MAX_TOKENS
 from ..utils.devices import pick_device
 from .base import check_texts
 
@@ -18,7 +19,9 @@ class Embedder:
     """Encode queries and passages with a bi-encoder (instructions, normalisation, Matryoshka dims).
 
     ``encode`` is sentence-transformers' call: one string gives one vector, a list a matrix;
-    ``encode_queries`` / ``encode_passages`` add the model's query / passage instruction.
+    ``encode_queries`` / ``encode_passages`` add the model's query / passage instruction. Texts are
+    batched by token count: at most ``batch_size`` texts and ``max_tokens`` padded tokens a batch
+    (``"auto"``: 4,096 on CPU, no cap on a GPU); BERT-family encoders run the packed forward.
 
     Raises:
         ValueError: the folder holds a reranker (load it with :func:`Reranker`), or a ``dim``
@@ -32,7 +35,8 @@ class Embedder:
         torch.Size([384])
     """
 
-    def __init__(self, model_name_or_path: str, device: Optional[str] = None, batch_size: int = 64, **model_kwargs):
+    def __init__(self, model_name_or_path: str, device: Optional[str] = None, batch_size: int = 64,
+                 max_tokens="auto", **model_kwargs):
         path = resolve_model_path(model_name_or_path)
         kind = kinds.detect(path) if os.path.isdir(path) else None
         if kind is not None and kinds.get(kind).ranker is not None:
@@ -41,6 +45,9 @@ class Embedder:
         self.device = pick_device(device)
         self.model = BiEncoder.from_pretrained(model_name_or_path, **model_kwargs).to(self.device).eval()
         self.batch_size = batch_size
+        if max_tokens == "auto":  # a batch holds at most batch_size texts and max_tokens padded tokens
+            max_tokens = CPU_MAX_TOKENS if self.device.type == "cpu" else None
+        self.kw = {"batch_size": batch_size, "max_tokens": max_tokens}
 
     def _dim(self, dim: Optional[int]) -> Optional[int]:
         size = self.model.embedding_dim
@@ -53,16 +60,14 @@ class Embedder:
         one = isinstance(texts, str)
         texts = check_texts([texts] if one else texts, "texts")
         encode = self.model.encode_queries if is_query else self.model.encode_passages
-        reps = encode(texts, batch_size=self.batch_size, dim=self._dim(dim))
+        reps = encode(texts, dim=self._dim(dim), **self.kw)
         return reps[0] if one else reps
 
     def encode_queries(self, queries: Sequence[str], dim: Optional[int] = None) -> torch.Tensor:
-        return self.model.encode_queries(check_texts(queries, "queries"), batch_size=self.batch_size,
-                                         dim=self._dim(dim))
+        return self.model.encode_queries(check_texts(queries, "queries"), dim=self._dim(dim), **self.kw)
 
     def encode_passages(self, passages: Sequence[str], dim: Optional[int] = None) -> torch.Tensor:
-        return self.model.encode_passages(check_texts(passages, "passages"), batch_size=self.batch_size,
-                                          dim=self._dim(dim))
+        return self.model.encode_passages(check_texts(passages, "passages"), dim=self._dim(dim), **self.kw)
 
     def similarity(self, queries: Sequence[str], passages: Sequence[str], dim: Optional[int] = None) -> torch.Tensor:
         """(len(queries), len(passages)) dot products (cosine when the model normalises)."""

@@ -13,11 +13,11 @@ import torch
 from .. import kinds
 from ..models import ColBERT, CrossEncoder, LLMReranker
 from ..models.hub import resolve_model_path
+from ..utils.batching import CPU_MAX_TOKENS
 from ..utils.devices import autocast_dtype, pick_devices
 from .base import BaseRanker, RankedResults, check_pairs
 
 logger = logging.getLogger(__name__)
-CPU_MAX_TOKENS = 4096  # padded tokens per cross-encoder batch on CPU (see CrossEncoderRanker)
 
 
 def _score_with_retry(score_fn, batch_size: int, device: torch.device, autocast):

@@ -10,7 +10,9 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from .. import kinds
+from ..utils.batching import length_batches
 from .hub import resolve_model_path
+from .packed import packed_embeddings
 from .pooling import POOLING_MODES, pool, truncate_and_normalize
 from .st_format import ST_POOLING_KEYS, read_sentence_transformers_config  # noqa: F401  (imported from here too)
 from .st_format import sentence_transformers_files, write_sentence_transformers_files
@@ -30,15 +32,34 @@ class DualEncoder(nn.Module):
         """Layer classes for FSDP's transformer auto-wrap (accelerate reads this on the wrapped model)."""
         return no_split_modules(self.encoder)
 
+    grad_cache_chunk: int = 0  # train.grad_cache_chunk: rows per chunk of the cached forward (0: off)
+
     def forward(self, query: Optional[dict] = None, passage: Optional[dict] = None) -> dict:
         """Returns ``{"q_reps": embed(query), "p_reps": embed(passage)}`` for the inputs given
         (passages (B*G) rows, query-major)."""
         out = {}
         if query is not None:
-            out["q_reps"] = self.embed(query)
+            out["q_reps"] = self._embed_cached(query)
         if passage is not None:
-            out["p_reps"] = self.embed(passage)
+            out["p_reps"] = self._embed_cached(passage)
         return out
+
+    def _embed_cached(self, features: dict) -> torch.Tensor:
+        """``embed(features)``; in training with ``grad_cache_chunk`` = N, chunk by chunk of N rows, each
+        chunk's activations freed after its forward and recomputed in the backward (gradient caching:
+        the loss still sees every vector of the batch, so in-batch and cross-device negatives are the
+        whole batch's, while memory holds one chunk's activations). The random state is replayed in
+        the recomputation, so dropout draws the same masks; the gradients equal the uncached ones."""
+        n = self.grad_cache_chunk
+        rows = next(iter(features.values())).shape[0]
+        if not n or not self.training or not torch.is_grad_enabled() or rows <= n:
+            return self.embed(features)
+        from torch.utils.checkpoint import checkpoint
+
+        keys = list(features)
+        embed = lambda *chunk: self.embed(dict(zip(keys, chunk)))  # noqa: E731
+        return torch.cat([checkpoint(embed, *(features[k][i: i + n] for k in keys), use_reentrant=False)
+                          for i in range(0, rows, n)])
 
     def activation_checkpointing_enable(self, **kwargs):
         """Called by the Trainer for ``train.gradient_checkpointing``; forwarded to the transformer."""
@@ -169,28 +190,36 @@ class BiEncoder(DualEncoder):
         batch_size: int = 64,
         dim: Optional[int] = None,
         show_progress: bool = False,
+        max_tokens: Optional[int] = None,
     ) -> torch.Tensor:
         """Encode texts into a float32 CPU tensor (N, D), in input order.
 
-        Batches are built from texts sorted by length, so padding is small; ``dim`` truncates
-        (Matryoshka) and re-normalises.
+        Texts are tokenised once and batched by token count, longest first (little padding); a batch
+        holds at most ``batch_size`` texts and, with ``max_tokens``, at most that many padded tokens.
+        BERT-family encoders run the packed forward (:func:`~.packed.packed_embeddings`: no work on
+        padding, the same vectors); ``dim`` truncates (Matryoshka) and re-normalises.
         """
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        texts = [instruction + t for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        encoded = self.tokenizer([instruction + t for t in texts], truncation=True,
+                                 max_length=max_length or self.passage_max_len)
+        rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
+        lengths = [len(r["input_ids"]) for r in rows]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         out = torch.empty(len(texts), dim or self.embedding_dim)
-        batches = range(0, len(texts), batch_size)
+        batches = length_batches(order, lengths, batch_size, max_tokens)
         if show_progress:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc="encode", unit="batch")
-        for start in batches:
-            idx = order[start : start + batch_size]
-            features = self.tokenize([texts[i] for i in idx], max_length or self.passage_max_len).to(device)
-            reps = self.embed(features).float()
-            out[idx] = truncate_and_normalize(reps, dim, self.normalize).cpu() if dim else reps.cpu()
+        for idx in batches:
+            features = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
+            reps = packed_embeddings(self.encoder, **features, pooling=self.pooling)
+            if reps is None:
+                reps = pool(self.encoder(**features).last_hidden_state, features["attention_mask"], self.pooling)
+            reps = truncate_and_normalize(reps.float(), dim, self.normalize)
+            out[idx] = reps.cpu()
         self.train(was_training)
         return out
 

@@ -26,6 +26,7 @@ from ..kinds import SETTINGS_FILE
 from ..utils.text import PUNCTUATION
 from .bi_encoder import DualEncoder
 from .hub import resolve_model_path
+from .packed import packed_token_states
 from .pooling import maxsim
 from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, save_encoder, strip_prefix, write_settings
 
@@ -216,7 +217,8 @@ class ColBERT(DualEncoder):
     # ---- inference -----------------------------------------------------------------------
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], is_query: bool, batch_size: int = 64) -> list:
-        """Packed token vectors of each text (a list of (L_i, dim + 1) float32 CPU tensors, padding cut)."""
+        """Packed token vectors of each text (a list of (L_i, dim + 1) float32 CPU tensors, padding cut);
+        BERT-family encoders run the packed forward (no work on padding, the same vectors)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -225,9 +227,19 @@ class ColBERT(DualEncoder):
         out: list = [None] * len(texts)
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            features = tokenize([texts[i] for i in idx])
-            keep = features["attention_mask"].bool() | features["score_mask"].bool()
-            reps = self.embed({k: v.to(device) for k, v in features.items()}).float().cpu()
+            features = {k: v.to(device) for k, v in tokenize([texts[i] for i in idx]).items()}
+            attention = features["attention_mask"].bool()
+            keep = attention | features["score_mask"].bool()
+            states = packed_token_states(self.encoder, **{k: v for k, v in features.items() if k != "score_mask"})
+            if states is not None and bool((keep == attention).all()):  # real tokens only, no pad work
+                mask = features["score_mask"][attention].to(states.dtype).unsqueeze(-1)
+                vecs = F.normalize(self.linear(states), p=2, dim=-1)
+                reps = torch.cat([vecs * mask, mask], dim=-1).float().cpu()
+                for i, part in zip(idx, reps.split(attention.sum(1).tolist())):
+                    out[i] = part
+                continue
+            reps = self.embed(features).float().cpu()
+            keep = keep.cpu()
             for row, i in enumerate(idx):
                 out[i] = reps[row, keep[row]]
         self.train(was_training)

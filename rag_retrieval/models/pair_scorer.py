@@ -7,24 +7,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from ..utils.batching import length_batches
 from .weights import load_encoder_weights, no_split_modules
-
-
-def _batches(order: list, lengths: list, batch_size: int, max_tokens: Optional[int]) -> list:
-    """Consecutive runs of ``order`` (longest first) of at most ``batch_size`` items and, with
-    ``max_tokens``, at most that many padded tokens (the run's first item is its longest).
-
-    >>> _batches([0, 1, 2, 3], [10, 6, 5, 5], batch_size=3, max_tokens=12)
-    [[0], [1, 2], [3]]
-    """
-    out: list = []
-    for i in order:
-        if out and len(out[-1]) < batch_size and (max_tokens is None
-                                                  or (len(out[-1]) + 1) * lengths[out[-1][0]] <= max_tokens):
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return out
 
 
 class PairScorer(nn.Module):
@@ -63,7 +47,7 @@ class PairScorer(nn.Module):
         order = sorted(range(len(pairs)), key=lambda i: -len(rows[i]["input_ids"]))
         out = None
         with torch.inference_mode():
-            for idx in _batches(order, [len(r["input_ids"]) for r in rows], batch_size, max_tokens):
+            for idx in length_batches(order, [len(r["input_ids"]) for r in rows], batch_size, max_tokens):
                 features = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
                 scores = score_fn(**features).float().cpu()
                 if out is None:

@@ -9,6 +9,12 @@ cosine); with fewer it keeps part of the bi-encoder's ranking before any trainin
 head starts at random, and the joint layers learn the query-passage interactions a bi-encoder
 cannot see (DeFormer, PreTTR and MORES split encoders the same way, to save compute; here the split
 is the initialisation).
+
+With ``joint_gate`` the layers above the split run both ways, apart and jointly, and a learnt gate per
+layer (0 at the start) mixes them: ``h = apart + g * (joint - apart)``. At g = 0 every layer is
+separate, so an untrained gated model scores exactly as the bi-encoder it is made from (a fine-tuned
+embedding model's ranking is kept whole), and training opens the gates as far as the interactions
+help. It costs one more pass of each joint layer.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class SplitCrossEncoder(PairScorer):
         separate_layers: bottom layers in which query and passage do not see each other.
         score_scale: the cosine's multiplier (the inverse of a bi-encoder's InfoNCE temperature).
         query_instruction / passage_instruction: text put before the query / the passage.
+        joint_gate: the joint layers' starting gates (a list, one per layer above the split; zeros for
+            a new model), or None for plain joint layers.
 
     Example:
         >>> ce = SplitCrossEncoder.from_pretrained("tiny-bert", separate_layers=1)
@@ -44,7 +52,8 @@ class SplitCrossEncoder(PairScorer):
     """
 
     def __init__(self, model, tokenizer, max_length: int = 512, separate_layers: int = 1, score_scale: float = 20.0,
-                 query_instruction: str = "", passage_instruction: str = ""):
+                 query_instruction: str = "", passage_instruction: str = "",
+                 joint_gate: Optional[Sequence[float]] = None):
         super().__init__()
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         self.query_instruction, self.passage_instruction = query_instruction, passage_instruction
@@ -55,6 +64,14 @@ class SplitCrossEncoder(PairScorer):
                              f"give 1 to {len(layers)}")
         self.separate_layers = separate_layers
         self.score_scale = score_scale
+        if joint_gate is not None:
+            if len(joint_gate) != len(layers) - separate_layers:
+                raise ValueError(f"joint_gate has {len(joint_gate)} values for {len(layers) - separate_layers} "
+                                 f"joint layers")
+            self.joint_gate = _Gates(joint_gate)
+            self.new_modules = ("joint_gate",)  # train.head_learning_rate applies to the gates
+        else:
+            self.joint_gate = None
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
@@ -62,21 +79,27 @@ class SplitCrossEncoder(PairScorer):
                         query_instruction: Optional[str] = None, passage_instruction: Optional[str] = None,
                         dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                         trust_remote_code: bool = False, lora: Optional[dict] = None,
-                        config_overrides: Optional[dict] = None, trainable: bool = False) -> "SplitCrossEncoder":
+                        config_overrides: Optional[dict] = None, trainable: bool = False,
+                        joint_gate: Optional[bool] = None) -> "SplitCrossEncoder":
         """Load an encoder checkpoint (a bi-encoder, or a split cross-encoder saved by us); settings
-        not given are the saved ones."""
+        not given are the saved ones (``joint_gate=True`` on a model saved without gates adds new ones
+        at 0, False removes them)."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
         model, _ = load_auto_model(AutoModel, path, lambda base: load_kwargs(
             dtype, attn_implementation, trust_remote_code, base, config_overrides), trainable=trainable)
         model = maybe_wrap_lora(model, lora, task_type="FEATURE_EXTRACTION")
         pick = lambda given, key, default: given if given is not None else saved.get(key, default)  # noqa: E731
+        separate = pick(separate_layers, "separate_layers", None) or len(_layers(model)) // 2
+        gates = saved.get("joint_gate") if joint_gate is not False else None
+        if joint_gate and (gates is None or len(gates) != len(_layers(model)) - separate):
+            gates = [0.0] * (len(_layers(model)) - separate)
         return cls(model, AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code),
                    max_length=pick(max_length, "max_length", 512),
-                   separate_layers=pick(separate_layers, "separate_layers", None) or len(_layers(model)) // 2,
+                   separate_layers=separate,
                    score_scale=pick(score_scale, "score_scale", 20.0),
                    query_instruction=pick(query_instruction, "query_instruction", ""),
-                   passage_instruction=pick(passage_instruction, "passage_instruction", ""))
+                   passage_instruction=pick(passage_instruction, "passage_instruction", ""), joint_gate=gates)
 
     def layers(self):
         return _layers(self.model)
@@ -116,9 +139,16 @@ class SplitCrossEncoder(PairScorer):
         both = valid[:, None, :].expand_as(own)
         eager = getattr(encoder.config, "_attn_implementation", "sdpa") == "eager"
         masks = [_mask(m, hidden.dtype, eager) for m in (own, both)]
+        run = lambda layer, x, mask: (lambda out: out[0] if isinstance(out, tuple) else out)(layer(x, mask))  # noqa: E731
         for i, layer in enumerate(self.layers()):
-            hidden = layer(hidden, masks[0] if i < self.separate_layers else masks[1])
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            if i < self.separate_layers:
+                hidden = run(layer, hidden, masks[0])
+            elif self.joint_gate is None:
+                hidden = run(layer, hidden, masks[1])
+            else:  # apart + g * (joint - apart): at g = 0 the layer is a separate one
+                apart = run(layer, hidden, masks[0])
+                gate = self.joint_gate.values[i - self.separate_layers].to(apart.dtype)
+                hidden = apart + gate * (run(layer, hidden, masks[1]) - apart)
         q = (segment == 0).unsqueeze(-1).to(hidden.dtype)
         p = (segment == 1).unsqueeze(-1).to(hidden.dtype)
         q_vec = (hidden * q).sum(1) / q.sum(1).clamp(min=1)
@@ -143,7 +173,30 @@ class SplitCrossEncoder(PairScorer):
         write_settings(output_dir, {"kind": kinds.get("reranker").saved, "max_length": self.max_length,
                                     "separate_layers": self.separate_layers, "score_scale": self.score_scale,
                                     "query_instruction": self.query_instruction,
-                                    "passage_instruction": self.passage_instruction})
+                                    "passage_instruction": self.passage_instruction,
+                                    "joint_gate": self._gate_values(state_dict)})
+
+    def _gate_values(self, state_dict: Optional[dict] = None) -> Optional[list]:
+        if self.joint_gate is None:
+            return None
+        values = (state_dict or {}).get("joint_gate.values", self.joint_gate.values)
+        return [round(float(v), 8) for v in values.detach().float().cpu()]
+
+    def load_weights(self, checkpoint_dir: str) -> None:
+        """Load the encoder weights and the gates saved by :meth:`save_pretrained` (resume, best model)."""
+        super().load_weights(checkpoint_dir)
+        gates = read_settings(checkpoint_dir).get("joint_gate")
+        if self.joint_gate is not None and gates is not None:
+            with torch.no_grad():
+                self.joint_gate.values.copy_(torch.tensor(gates, dtype=self.joint_gate.values.dtype))
+
+
+class _Gates(torch.nn.Module):
+    """One learnt gate per joint layer (a module, so train.head_learning_rate finds it by name)."""
+
+    def __init__(self, values: Sequence[float]):
+        super().__init__()
+        self.values = torch.nn.Parameter(torch.tensor([float(v) for v in values]))
 
 
 def _layers(model):

@@ -25,6 +25,9 @@ class RetrievalTrainingArguments(TrainingArguments):
       step and the loss parts; ``skip`` drops the batch (it contributes no gradient; counted and
       logged as ``skipped_batches``).
     - ``bf16: auto``: bf16 autocast where it is fast (a bf16 GPU, or a CPU with bf16 matrix units).
+    - ``grad_cache_chunk``: embedding and ColBERT kinds: encode a batch in chunks of this many texts
+      whose activations are recomputed in the backward (gradient caching: a batch far larger than fits
+      in memory, the same gradients); 0 or None: off.
     """
 
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
@@ -32,6 +35,8 @@ class RetrievalTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "learning rate of newly initialised weights (a new head); None: learning_rate"})
     nonfinite_loss: Literal["stop", "skip"] = field(
         default="stop", metadata={"help": "a NaN/inf loss: 'stop' the run with an error, or 'skip' the batch"})
+    grad_cache_chunk: Optional[int] = field(
+        default=None, metadata={"help": "embedding/ColBERT: texts per chunk of the cached forward; 0/None: off"})
     bf16: Union[bool, Literal["auto"]] = field(
         default=False, metadata={"help": "bf16 autocast; 'auto': where it is fast (bf16 GPU, CPU with bf16 units)"})
 
@@ -39,6 +44,9 @@ class RetrievalTrainingArguments(TrainingArguments):
         if self.nonfinite_loss not in NONFINITE_LOSS:
             raise ValueError(f"train.nonfinite_loss={self.nonfinite_loss!r} is not valid; choose one of: "
                              f"{', '.join(NONFINITE_LOSS)}")
+        if self.grad_cache_chunk is not None and self.grad_cache_chunk < 0:
+            raise ValueError(f"train.grad_cache_chunk={self.grad_cache_chunk}: give 0 (off) or a number of texts per "
+                             f"chunk (e.g. 32)")
         if self.bf16 == "auto":
             self.bf16 = bf16_supported(bool(self.use_cpu))
         super().__post_init__()

@@ -21,6 +21,7 @@ def main(argv=None, kind: str = "colbert") -> dict:
     init_run(cfg)
 
     model = ColBERT.from_args(cfg.model, cfg.data)
+    model.grad_cache_chunk = cfg.train.grad_cache_chunk or 0
     dataset = build_grouped_dataset(ready.examples, cfg.data, cfg.train)
     collator = ColBERTCollator(model.tokenize_queries, model.tokenize_passages)
     loss = build_embedding_loss(cfg.loss, score_fn=model.score_fn, default_temperature=1.0)

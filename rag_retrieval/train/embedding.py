@@ -21,6 +21,7 @@ def main(argv=None, kind: str = "embedding") -> dict:
     init_run(cfg)
 
     model = BiEncoder.from_args(cfg.model, cfg.data, matryoshka_dims=cfg.loss.matryoshka_dims)
+    model.grad_cache_chunk = cfg.train.grad_cache_chunk or 0
     dataset = build_grouped_dataset(ready.examples, cfg.data, cfg.train)
     collator = EmbeddingCollator(model.tokenizer, cfg.data.query_max_len, cfg.data.passage_max_len,
                                  model.query_instruction, model.passage_instruction)

@@ -27,6 +27,7 @@ from ..utils.quiet import quiet_deepspeed, quiet_libraries
 
 logger = logging.getLogger(__name__)
 # encoders whose position table has two extra slots for the padding offset
+GRAD_CACHE_KINDS = ("embedding", "colbert")  # models whose loss reads vectors encoded apart (DualEncoder)
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "bart": 2, "mbart": 2}
 
 
@@ -44,6 +45,9 @@ def preflight(cfg) -> Ready:
     quiet_libraries(logging.INFO if cfg.train.process_index == 0 else logging.WARNING)
     quiet_deepspeed()
     check_output_dir(cfg.train)
+    if cfg.train.grad_cache_chunk and cfg.kind not in GRAD_CACHE_KINDS:
+        raise ConfigError(f"train.grad_cache_chunk applies to the {' and '.join(GRAD_CACHE_KINDS)} kinds (texts encoded "
+                          f"apart), not to {cfg.kind}: remove it")
     check_launcher(cfg)
     resume = resolve_resume(cfg.train)
     check_models(cfg)

@@ -91,3 +91,66 @@ def test_unsupported_cases_fall_back():
     prompt = get_peft_model(model, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=2))
     assert not supports_packed(prompt)  # virtual tokens come from the peft wrapper's forward
     assert not supports_packed(CrossEncoder.from_pretrained("tiny-qwen2").model)
+
+
+@pytest.mark.parametrize("config_cls", [BertConfig, RobertaConfig, XLMRobertaConfig])
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_packed_embeddings_equal_pooled_forward(config_cls, pooling):
+    from transformers import AutoModel
+
+    from rag_retrieval.models.packed import packed_embeddings, supports_packed_encoder
+    from rag_retrieval.models.pooling import pool
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
+    config = config_cls(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=80, pad_token_id=tokenizer.pad_token_id)
+    model = AutoModel.from_config(config).eval()
+    assert supports_packed_encoder(model)
+    features = tokenizer(DOCS + QUERIES, padding=True, truncation=True, max_length=40, return_tensors="pt")
+    with torch.inference_mode():
+        got = packed_embeddings(model, **features, pooling=pooling)
+        expected = pool(model(**features).last_hidden_state, features["attention_mask"], pooling)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    assert packed_embeddings(model, **features, pooling="last_token") is None
+    assert packed_embeddings(model.train(), **features, pooling=pooling) is None
+
+
+def test_minilm_encode_is_packed_and_equal(monkeypatch):
+    import rag_retrieval.models.bi_encoder as bi_encoder
+    from rag_retrieval.models import BiEncoder
+    from rag_retrieval.models.packed import packed_embeddings
+
+    model = BiEncoder.from_pretrained("minilm")
+    texts = DOCS * 3 + QUERIES
+    calls = []
+    monkeypatch.setattr(bi_encoder, "packed_embeddings", lambda *a, **k: calls.append(1) or packed_embeddings(*a, **k))
+    packed = model.encode(texts, batch_size=4)
+    capped = model.encode(texts, batch_size=64, max_tokens=40)  # token-capped batches: same vectors
+    assert len(calls) > 3
+    monkeypatch.setattr(bi_encoder, "packed_embeddings", lambda *a, **k: None)
+    plain = model.encode(texts, batch_size=4)
+    one_by_one = torch.cat([model.encode([t]) for t in texts])
+    torch.testing.assert_close(packed, plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(capped, one_by_one, atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.encode(texts, dim=128, batch_size=4), plain[:, :128] / plain[:, :128].norm(
+        dim=-1, keepdim=True), atol=1e-5, rtol=0)
+
+
+def test_colbert_encode_is_packed_and_equal(monkeypatch):
+    import rag_retrieval.models.colbert as colbert
+    from rag_retrieval.models import ColBERT
+
+    torch.manual_seed(0)
+    model = ColBERT.from_pretrained("minilm", dim=16)
+    texts = DOCS * 2 + QUERIES
+    calls = []
+    real = colbert.packed_token_states
+    monkeypatch.setattr(colbert, "packed_token_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    packed = [model.encode(texts, is_query) for is_query in (True, False)]
+    assert len(calls) == 2
+    monkeypatch.setattr(colbert, "packed_token_states", lambda *a, **k: None)
+    for got, is_query in zip(packed, (True, False)):
+        for a, b in zip(got, model.encode(texts, is_query)):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)

@@ -61,3 +61,39 @@ def test_bad_split_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="model.separate_layers=-1"):
         main(tiny_args(tmp_path, "model.separate_layers=-1", config="configs/tests/reranker_tiny.yaml"))
+
+
+def test_joint_gate_starts_as_the_bi_encoder_and_opens_to_the_joint_model():
+    apart = CrossEncoder.from_pretrained("tiny-bert", separate_layers=2, max_length=64)
+    joint = CrossEncoder.from_pretrained("tiny-bert", separate_layers=1, max_length=64)
+    gated = CrossEncoder.from_pretrained("tiny-bert", separate_layers=1, joint_gate=True, max_length=64)
+    assert gated.joint_gate.values.tolist() == [0.0] and gated.new_modules == ("joint_gate",)
+    assert gated.compute_score(PAIRS) == pytest.approx(apart.compute_score(PAIRS), abs=1e-5)
+    with torch.no_grad():
+        gated.joint_gate.values.fill_(1.0)
+    assert gated.compute_score(PAIRS) == pytest.approx(joint.compute_score(PAIRS), abs=1e-5)
+    with pytest.raises(ValueError, match="joint_gate=True needs a split"):
+        CrossEncoder.from_pretrained("tiny-bert", joint_gate=True)
+
+
+def test_gates_train_with_the_head_rate_save_and_resume(tmp_path):
+    main(tiny_args(tmp_path, "model.separate_layers=1", "model.joint_gate=true", "train.head_learning_rate=0.1",
+                   "eval.before_training=false", config="configs/tests/reranker_tiny.yaml"))
+    model = CrossEncoder.from_pretrained(str(tmp_path))
+    gates = model.joint_gate.values.tolist()
+    assert len(gates) == 1 and gates[0] != 0.0  # learnt, saved and read back
+    fresh = CrossEncoder.from_pretrained("tiny-bert", separate_layers=1, joint_gate=True, max_length=model.max_length)
+    fresh.load_weights(str(tmp_path))  # what resume and load_best_model_at_end call
+    assert fresh.joint_gate.values.tolist() == pytest.approx(gates)
+    assert fresh.compute_score(PAIRS) == pytest.approx(model.compute_score(PAIRS), abs=1e-5)
+    assert Reranker(str(tmp_path)).compute_score([list(p) for p in PAIRS]) == pytest.approx(
+        model.compute_score(PAIRS), abs=1e-5)
+    assert CrossEncoder.from_pretrained(str(tmp_path), joint_gate=False).joint_gate is None
+
+
+def test_joint_gate_needs_a_split(tmp_path):
+    from rag_retrieval.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.joint_gate=true needs model.separate_layers"):
+        main(tiny_args(tmp_path, "model.separate_layers=0", "model.joint_gate=true",
+                       config="configs/tests/reranker_tiny.yaml"))
