@@ -96,11 +96,9 @@ def packed_embeddings(model: nn.Module, input_ids: torch.Tensor, attention_mask:
     not supported, or in training mode."""
     if unused or model.training or pooling not in ("mean", "cls") or not supports_packed_encoder(model):
         return None
-    if pooling == "cls":
-        return _packed_forward(unwrap_peft(model), input_ids, attention_mask, token_type_ids, cls_only=True)
-    out = packed_token_states(model, input_ids, attention_mask, token_type_ids)
-    if out is None:
-        return None
+    out = _packed_forward(unwrap_peft(model), input_ids, attention_mask, token_type_ids, cls_only=pooling == "cls")
+    if out is None or pooling == "cls":
+        return out
     lengths = attention_mask.bool().sum(1)
     rows = torch.repeat_interleave(torch.arange(len(lengths), device=out.device), lengths)
     sums = out.new_zeros(len(lengths), out.shape[-1]).index_add_(0, rows, out)
