@@ -81,12 +81,17 @@ def check_output_dir(args) -> None:
         FileExistsError: output_dir holds a finished model and neither
             ``train.overwrite_output_dir`` nor ``train.resume_from_checkpoint`` is set.
     """
-    finished = any(os.path.isfile(os.path.join(args.output_dir, name))  # PE-Rank keeps its weights in sub-folders
-                   for name in ("model.safetensors", "adapter_model.safetensors", SETTINGS_FILE))
-    if finished and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+    if holds_finished_model(args.output_dir) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
         raise FileExistsError(
             f"{args.output_dir} already holds a trained model; set train.overwrite_output_dir=true to replace it, "
             "train.resume_from_checkpoint=last to continue, or choose another train.output_dir")
+
+
+def holds_finished_model(output_dir: str) -> bool:
+    """Whether a run saved its final model in ``output_dir`` (PE-Rank keeps its weights in sub-folders,
+    beside our settings file)."""
+    return any(os.path.isfile(os.path.join(output_dir, name))
+               for name in ("model.safetensors", "adapter_model.safetensors", SETTINGS_FILE))
 
 
 def check_launcher(cfg) -> None:
