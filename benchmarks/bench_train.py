@@ -1,17 +1,27 @@
 #!/usr/bin/env python
-"""Reranker training: rag-retrieval's trainer vs sentence-transformers' CrossEncoderTrainer.
+"""Training throughput: rag-retrieval's trainer vs sentence-transformers'.
 
-Same model (all-MiniLM-L6-v2 with a new one-logit head), same data (the first queries of
-data/pkgdesc/train.jsonl.xz, 1 positive + G-1 hard negatives each, as labelled pairs), same loss
-(pointwise binary cross-entropy), batch, learning rate, schedule, precision (--bf16: bf16 autocast in
-both) and number of steps; dropout as the checkpoint has it (0.1) in both. Ours splits
-each batch into length-bucketed sub-batches (--length-buckets; same loss, fewer pad tokens) and can
-give the new head its own rate (--head-lr; default: the body's). Each trainer
-runs in its own process (clean peak memory); the trained models are then scored by the same
-evaluator (MRR@10 on the first test queries). Prints a table with the ratios.
+--kind reranker (default): vs CrossEncoderTrainer. Same model (all-MiniLM-L6-v2 with a new one-logit
+head), same data (the first queries of data/pkgdesc/train.jsonl.xz, 1 positive + G-1 hard negatives
+each, as labelled pairs), same loss (pointwise binary cross-entropy), batch, learning rate, schedule,
+precision (--bf16: bf16 autocast in both) and number of steps; dropout as the checkpoint has it (0.1)
+in both. Ours splits each batch into length-bucketed sub-batches (--length-buckets; same loss, fewer
+pad tokens) and can give the new head its own rate (--head-lr; default: the body's).
+
+--kind embedding: vs SentenceTransformerTrainer + MultipleNegativesRankingLoss. Same model
+(all-MiniLM-L6-v2, mean pooling, normalised), same (query, positive, hard negative) triplets of the
+first queries, same loss (InfoNCE over in-batch and hard negatives, scale 20 = temperature 0.05),
+batch, learning rate, schedule, precision, steps and truncation (--max-length for queries and passages
+alike, as sentence-transformers has one); pairs/s counts each query's two labelled pairs (positive and
+hard negative), the same for both.
+
+Each trainer runs in its own process (clean peak memory) and is timed by its own Trainer (train_runtime:
+model loading and data reading left out); the trained models are then scored by the
+same evaluator (MRR@10 on the first test queries). Prints a table with the ratios.
 
     .venv/bin/python benchmarks/bench_train.py                       # defaults below, ~8 min on 2 cores
     .venv/bin/python benchmarks/bench_train.py --steps 60 --eval-queries 300
+    .venv/bin/python benchmarks/bench_train.py --kind embedding --batch-queries 32 --max-length 128
 """
 
 from __future__ import annotations
@@ -23,10 +33,29 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+
+def train_seconds(run) -> float:
+    """Seconds of ``Trainer.train`` itself (its ``train_runtime``) while ``run()`` runs: the same clock for
+    both trainers, model loading and data reading left out."""
+    import transformers
+
+    train, seen = transformers.Trainer.train, []
+
+    def timed(self, *args, **kwargs):
+        out = train(self, *args, **kwargs)
+        seen.append(out.metrics["train_runtime"])
+        return out
+
+    transformers.Trainer.train = timed
+    try:
+        run()
+    finally:
+        transformers.Trainer.train = train
+    return seen[-1]
 
 
 def pairs_from(path: str, n_queries: int, group: int) -> list:
@@ -53,16 +82,14 @@ def run_ours(args, out_dir) -> float:
         for line, _ in zip(f, range(args.train_queries)):
             rec = json.loads(line)
             g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][: args.group - 1]}) + "\n")
-    t0 = time.time()
-    main(["--config", "configs/reranker/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}",
+    return train_seconds(lambda: main(["--config", "configs/reranker/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}",
           f"data.group_size={args.group}", f"data.passage_max_len={args.max_length}", "loss.name=bce",
           "eval.rerank_path=null", f"train.output_dir={out_dir}/model", f"train.max_steps={args.steps}",
           f"train.per_device_train_batch_size={args.batch_queries}", f"train.learning_rate={args.lr}",
           "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000", "train.disable_tqdm=true",
           "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
           f"data.length_buckets={args.length_buckets}", f"train.head_learning_rate={args.head_lr or args.lr}",
-          f"train.bf16={str(args.bf16).lower()}", "model.config_overrides=null", "eval.max_length=null"])
-    return time.time() - t0
+          f"train.bf16={str(args.bf16).lower()}", "model.config_overrides=null", "eval.max_length=null"]))
 
 
 def run_sentence_transformers(args, out_dir) -> float:
@@ -84,29 +111,90 @@ def run_sentence_transformers(args, out_dir) -> float:
         use_cpu=True, report_to="none", save_strategy="no", logging_steps=1000, disable_tqdm=True,
         dataloader_drop_last=True, bf16=args.bf16)
     trainer = CrossEncoderTrainer(model=model, args=targs, train_dataset=ds, loss=BinaryCrossEntropyLoss(model))
-    t0 = time.time()
-    trainer.train()
-    seconds = time.time() - t0
+    seconds = train_seconds(lambda: trainer.train())
     model.save_pretrained(f"{out_dir}/model")
     return seconds
 
 
+def triplets(args, out_dir) -> str:
+    """The first queries' (query, positive, first hard negative), as a pos_neg file both trainers read."""
+    from rag_retrieval.data.sources import open_text
+
+    data = os.path.join(out_dir, "triplets.jsonl")
+    with open_text(args.train) as f, open(data, "w") as g:
+        for line, _ in zip(f, range(args.train_queries)):
+            rec = json.loads(line)
+            g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][:1]}) + "\n")
+    return data
+
+
+def run_ours_embedding(args, out_dir) -> float:
+    from rag_retrieval.train.embedding import main
+
+    data = triplets(args, out_dir)
+    return train_seconds(lambda: main(["--config", "configs/embedding/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}", "data.group_size=2",
+          "data.max_examples=null", f"data.query_max_len={args.max_length}", f"data.passage_max_len={args.max_length}",
+          "loss.matryoshka_dims=null", "loss.temperature=0.05", "eval.rerank_path=null", f"train.output_dir={out_dir}/model",
+          f"train.max_steps={args.steps}", f"train.per_device_train_batch_size={args.batch_queries}",
+          f"train.learning_rate={args.lr}", "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000",
+          "train.disable_tqdm=true", "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
+          f"train.bf16={str(args.bf16).lower()}", f"model.attn_implementation={args.attn or 'null'}"]))
+
+
+def run_sentence_transformers_embedding(args, out_dir) -> float:
+    import datasets
+    import torch
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from rag_retrieval.models.hub import resolve_model_path
+
+    torch.manual_seed(42)
+    rows = [json.loads(line) for line in open(triplets(args, out_dir))]
+    ds = datasets.Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["pos"][0] for r in rows],
+                                     "negative": [r["neg"][0] for r in rows]})
+    kwargs = {"attn_implementation": args.attn} if args.attn else {}
+    model = SentenceTransformer(resolve_model_path("minilm"), device="cpu", model_kwargs=kwargs)
+    model.max_seq_length = args.max_length
+    targs = SentenceTransformerTrainingArguments(
+        output_dir=f"{out_dir}/st", per_device_train_batch_size=args.batch_queries, learning_rate=args.lr,
+        max_steps=args.steps, warmup_steps=0, lr_scheduler_type="linear", seed=42, use_cpu=True, report_to="none",
+        save_strategy="no", logging_steps=1000, disable_tqdm=True, dataloader_drop_last=True, bf16=args.bf16)
+    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=ds,
+                                         loss=MultipleNegativesRankingLoss(model, scale=20.0))
+    seconds = train_seconds(lambda: trainer.train())
+    model.save_pretrained(f"{out_dir}/model")
+    return seconds
+
+
+RUNNERS = {("reranker", "ours"): run_ours, ("reranker", "sentence-transformers"): run_sentence_transformers,
+           ("embedding", "ours"): run_ours_embedding,
+           ("embedding", "sentence-transformers"): run_sentence_transformers_embedding}
+
+
 def worker(which: str, args) -> None:
     out_dir = args.out_dir
-    seconds = run_ours(args, out_dir) if which == "ours" else run_sentence_transformers(args, out_dir)
+    seconds = RUNNERS[args.kind, which](args, out_dir)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     from rag_retrieval.eval.evaluators import RerankEvaluator
-    from rag_retrieval.models import CrossEncoder
+    from rag_retrieval.models import BiEncoder, CrossEncoder
 
-    model = CrossEncoder.from_pretrained(f"{out_dir}/model", max_length=args.max_length)
+    if args.kind == "embedding":
+        model = BiEncoder.from_pretrained(f"{out_dir}/model", passage_max_len=args.max_length)
+        pairs = args.steps * args.batch_queries * 2
+    else:
+        model = CrossEncoder.from_pretrained(f"{out_dir}/model", max_length=args.max_length)
+        pairs = args.steps * args.batch_queries * args.group
     metrics = RerankEvaluator(args.test, args.eval_queries, k_values=[10], name="")(model)
-    pairs = args.steps * args.batch_queries * args.group
     print("RESULT " + json.dumps({"seconds": seconds, "pairs_per_s": pairs / seconds, "peak_rss_mb": peak_mb,
                                   "mrr@10": metrics["mrr@10"]}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", choices=["reranker", "embedding"], default="reranker")
+    parser.add_argument("--attn", choices=["eager", "sdpa"], help="embedding: attention implementation of both "
+                                                                  "(default: the model's, SDPA)")
     parser.add_argument("--train", default=os.path.join(ROOT, "data/pkgdesc/train.jsonl.xz"))
     parser.add_argument("--test", default=os.path.join(ROOT, "data/pkgdesc/test.jsonl.xz"))
     parser.add_argument("--steps", type=int, default=40)
@@ -136,12 +224,21 @@ def main() -> None:
                 sys.exit(f"{which} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
             results[which] = json.loads(lines[-1][len("RESULT "):])
     st, ours = results["sentence-transformers"], results["ours"]
-    print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "
-          f"(max_length {args.max_length}, lr {args.lr}, {'bf16' if args.bf16 else 'fp32'}; ours: length_buckets {args.length_buckets}, head lr "
-          f"{args.head_lr or args.lr}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
+    precision = "bf16" if args.bf16 else "fp32"
+    if args.kind == "embedding":
+        theirs = "sentence-transformers SentenceTransformerTrainer + MultipleNegativesRankingLoss"
+        print(f"\nEmbedding training, MiniLM, InfoNCE (in-batch + 1 hard negative, temperature 0.05), {args.steps} "
+              f"steps x {args.batch_queries} queries (max_length {args.max_length}, lr {args.lr}, {precision}, attention "
+              f"{args.attn or 'sdpa'}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
+    else:
+        theirs = "sentence-transformers CrossEncoderTrainer"
+        print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "
+              f"(max_length {args.max_length}, lr {args.lr}, {precision}; ours: length_buckets {args.length_buckets}, "
+              f"head lr {args.head_lr or args.lr}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} "
+              f"test queries\n")
     print("| trainer | train s | pairs/s | peak RSS MB | MRR@10 |")
     print("|---|---|---|---|---|")
-    for name, r in (("sentence-transformers CrossEncoderTrainer", st), ("rag-retrieval", ours)):
+    for name, r in ((theirs, st), ("rag-retrieval", ours)):
         print(f"| {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['mrr@10']:.4f} |")
     print(f"| ratio (ours / theirs) | | {ours['pairs_per_s'] / st['pairs_per_s']:.2f}x | "
           f"{ours['peak_rss_mb'] / st['peak_rss_mb']:.2f}x | {ours['mrr@10'] - st['mrr@10']:+.4f} |")

@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence, Union
 from ..errors import ConfigError
 
 DATA_FORMATS = ("pos_neg", "hits", "pointwise")
+NEGATIVE_SOURCES = ("file", "bm25")  # data.negatives (rag_retrieval.data.negatives)
 
 
 def check_choice(section: str, key: str, value: Any, choices: Sequence[Any]) -> None:
@@ -38,9 +39,12 @@ class DataArgs:
     skip_bad_lines: bool = False  # report and skip malformed records instead of failing
     max_examples: Optional[int] = None  # use only the first N records (quick runs)
     dataloader_seed: Optional[int] = None  # defaults to train.seed
+    negatives: str = "file"  # file: the records' own; bm25: mined again from all the training documents when read
+    false_negative_margin: Optional[float] = 0.0  # bm25: drop candidates scoring >= the weakest positive less this
 
     def __post_init__(self):  # types and ranges: config.checks
         check_choice("data", "format", self.format, DATA_FORMATS)
+        check_choice("data", "negatives", self.negatives, NEGATIVE_SOURCES)
         check_label_range("data", self.label_range)
 
     @property

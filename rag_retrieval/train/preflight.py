@@ -54,6 +54,8 @@ def preflight(cfg) -> Ready:
     check_lengths(cfg)
     examples = load_examples(cfg.data.train_files, cfg.data.format, cfg.data.skip_bad_lines, cfg.data.max_examples,
                              columns=cfg.data.columns, label_range=cfg.data.label_range)
+    if cfg.data.negatives != "file":
+        examples = _remine(examples, cfg.data)
     if cfg.loss.needs_teacher_scores and examples[0]["scores"] is None:
         raise ConfigError(f"loss.name={cfg.loss.name} needs teacher scores (pos_scores/neg_scores) in data.train_path")
     labels = (g for batch in examples.select_columns(["labels"]).iter(batch_size=10_000) for g in batch["labels"])
@@ -62,6 +64,22 @@ def preflight(cfg) -> Ready:
                                 scaled=cfg.data.label_range is not None, has_scores=examples[0]["scores"] is not None):
         logger.warning(warning)
     return Ready(resume, examples, build_evaluator(cfg.eval))
+
+
+def _remine(examples, data):
+    """``data.negatives: bm25``: each query's negatives mined again (rag_retrieval.data.negatives)."""
+    from ..data.negatives import remine_negatives
+
+    if examples[0]["scores"] is not None:
+        raise ConfigError(f"data.negatives={data.negatives} replaces the negatives that the teacher scores of "
+                          f"data.train_path belong to: set data.negatives=file to train on them")
+    examples, stats = remine_negatives(examples, data.group_size, data.false_negative_margin)
+    logger.info("data.negatives=%s: %d queries' negatives mined again from their documents in %.1fs: %d -> %d "
+                "negatives, %d dropped as likely false negatives (data.false_negative_margin=%s), %d queries left with "
+                "none (they train on other queries' documents)", data.negatives, stats.queries, stats.seconds,
+                stats.negatives_before, stats.negatives_after, stats.dropped_as_false_negative,
+                data.false_negative_margin, stats.queries_without_negatives)
+    return examples
 
 
 class _Where:
