@@ -71,17 +71,24 @@ def pairs_from(path: str, n_queries: int, group: int) -> list:
     return rows
 
 
-def run_ours(args, out_dir) -> float:
-    """Our trainer with a fixed group per query, so both trainers see the same pairs in the same batches."""
-    from rag_retrieval.train.reranker import main
-
+def fixed_groups(args, out_dir, negatives: int) -> str:
+    """The first queries' positive and first ``negatives`` hard negatives, as a pos_neg file: the same
+    examples for both trainers, no resampling."""
     from rag_retrieval.data.sources import open_text
 
     data = os.path.join(out_dir, "fixed.jsonl")
     with open_text(args.train) as f, open(data, "w") as g:
         for line, _ in zip(f, range(args.train_queries)):
             rec = json.loads(line)
-            g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][: args.group - 1]}) + "\n")
+            g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][:negatives]}) + "\n")
+    return data
+
+
+def run_ours(args, out_dir) -> float:
+    """Our trainer with a fixed group per query, so both trainers see the same pairs in the same batches."""
+    from rag_retrieval.train.reranker import main
+
+    data = fixed_groups(args, out_dir, args.group - 1)
     return train_seconds(lambda: main(["--config", "configs/reranker/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}",
           f"data.group_size={args.group}", f"data.passage_max_len={args.max_length}", "loss.name=bce",
           "eval.rerank_path=null", f"train.output_dir={out_dir}/model", f"train.max_steps={args.steps}",
@@ -116,22 +123,10 @@ def run_sentence_transformers(args, out_dir) -> float:
     return seconds
 
 
-def triplets(args, out_dir) -> str:
-    """The first queries' (query, positive, first hard negative), as a pos_neg file both trainers read."""
-    from rag_retrieval.data.sources import open_text
-
-    data = os.path.join(out_dir, "triplets.jsonl")
-    with open_text(args.train) as f, open(data, "w") as g:
-        for line, _ in zip(f, range(args.train_queries)):
-            rec = json.loads(line)
-            g.write(json.dumps({"query": rec["query"], "pos": rec["pos"][:1], "neg": rec["neg"][:1]}) + "\n")
-    return data
-
-
 def run_ours_embedding(args, out_dir) -> float:
     from rag_retrieval.train.embedding import main
 
-    data = triplets(args, out_dir)
+    data = fixed_groups(args, out_dir, 1)
     return train_seconds(lambda: main(["--config", "configs/embedding/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}", "data.group_size=2",
           "data.max_examples=null", f"data.query_max_len={args.max_length}", f"data.passage_max_len={args.max_length}",
           "loss.matryoshka_dims=null", "loss.temperature=0.05", "eval.rerank_path=null", f"train.output_dir={out_dir}/model",
@@ -150,7 +145,7 @@ def run_sentence_transformers_embedding(args, out_dir) -> float:
     from rag_retrieval.models.hub import resolve_model_path
 
     torch.manual_seed(42)
-    rows = [json.loads(line) for line in open(triplets(args, out_dir))]
+    rows = [json.loads(line) for line in open(fixed_groups(args, out_dir, 1))]
     ds = datasets.Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["pos"][0] for r in rows],
                                      "negative": [r["neg"][0] for r in rows]})
     kwargs = {"attn_implementation": args.attn} if args.attn else {}

@@ -16,7 +16,6 @@ without one is left as it is; mined negatives are labelled 0. Measured: ``docs/r
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from .io import text_hash
 from .mining import MineOptions, MineStats, false_negative_filter, retrieve, select_negatives
 from .mining_corpus import Queries, build_corpus
 
-logger = logging.getLogger(__name__)
 DEPTH = 100  # ranks among the non-positive candidates the negatives are taken from
 
 
@@ -69,7 +67,8 @@ def remine_negatives(examples, group_size: int, margin: Optional[float] = 0.0, t
                       [d for docs in columns["docs"] for d in docs])
     corpus = build_corpus(queries.docs, queries.positives, set())
     stats = RemineStats(queries=len(rows))
-    wanted = {i: max(group_size - 1, sum(v <= 0 for v in columns["labels"][i])) for i in rows}
+    own = {i: sum(v <= 0 for v in columns["labels"][i]) for i in rows}  # each record's own negatives
+    wanted = {i: max(group_size - 1, n) for i, n in own.items()}
     options = MineOptions(method="bm25", negatives=max(wanted.values(), default=1), rank_range=(1, DEPTH),
                           margin=margin, bm25_tokenizer=tokenizer, show_progress=False)
     retrieval = retrieve(queries, corpus, options, MineStats())
@@ -81,7 +80,7 @@ def remine_negatives(examples, group_size: int, margin: Optional[float] = 0.0, t
         negs, dropped = select_negatives(candidates, corpus.positives[q], options.rank_range, wanted[i], "top", rng,
                                          too_close)
         mined[i] = [corpus.texts[d] for d in negs]
-        stats.negatives_before += sum(v <= 0 for v in columns["labels"][i])
+        stats.negatives_before += own[i]
         stats.negatives_after += len(negs)
         stats.dropped_as_false_negative += dropped
         stats.queries_without_negatives += not negs
