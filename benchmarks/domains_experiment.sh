@@ -7,7 +7,8 @@
 # (what settings are chosen on), then the `test` arm scores every model on the TEST split, and the
 # `pipeline` arm: the embedding recipe's model ranks each test query's candidates and the reranker
 # reorders its top 10; `fulltest` scores the zero-shot, embedding and reranker models on every test query
-# that is no dev query (pkgdesc: 698, pyfunc: 500). Prints MRR@10 / NDCG@10 and minutes.
+# that is no dev query (pkgdesc: 698, pyfunc: 500), with the paired comparison of the reranker and the
+# embedding recipe there (delta, 95% interval, p-value). Prints MRR@10 / NDCG@10 and minutes.
 #   DOMAIN=pyfunc bash benchmarks/domains_experiment.sh            # data/pyfunc/{train,dev,test}.jsonl.xz
 #   ARMS="reranker test pipeline" TAG=try1 RERANKER_ARGS="train.learning_rate=1e-4" bash benchmarks/domains_experiment.sh
 # Outputs under outputs/domains/<domain>/; finished arms are reused.
@@ -58,8 +59,10 @@ with open_text(test) as f, open(out, "w") as g:
 PY
       n=$(wc -l < "$full")
       evaluate zeroshot_fulltest minilm 128 "$full" "$n"
-      evaluate "embedding_${ETAG}_fulltest" "$OUT/embedding_$ETAG" 128 "$full" "$n"
-      evaluate "reranker_${TAG}_fulltest" "$OUT/reranker_$TAG" 128 "$full" "$n" ;;
+      # the embedding recipe and the reranker in one run: their paired comparison (delta, 95% interval, p)
+      [ -f "$OUT/fulltest_${TAG}_cmp.json" ] || .venv/bin/rag-retrieval eval --model "$OUT/embedding_$ETAG" \
+        --model "$OUT/reranker_$TAG" --rerank "$full" --max-queries "$n" --k 1 10 --max-length 128 \
+        --output "$OUT/fulltest_${TAG}.json" --json "$OUT/fulltest_${TAG}_cmp.json" ;;
     pipeline)
       [ -f "$OUT/pipeline_${TAG}_test.json" ] || .venv/bin/python benchmarks/pipeline_rerank.py \
         --embedder "$OUT/embedding_$ETAG" --reranker "$OUT/reranker_$TAG" --data "$TEST" \
@@ -70,6 +73,8 @@ done
 .venv/bin/python - "$OUT" "$TAG" "$ETAG" <<'PY'
 import json, os, sys
 out, tag, etag = sys.argv[1:]
+full = json.load(open(f"{out}/fulltest_{tag}.json")) if os.path.isfile(f"{out}/fulltest_{tag}.json") else {}
+pick = lambda name: full.get(f"{out}/{name}")  # noqa: E731
 def metrics(path, key=None):
     if not os.path.isfile(path):
         return None
@@ -83,18 +88,27 @@ print(f"| {os.path.basename(out)} | dev MRR@10 | test MRR@10 | test NDCG@10 | fu
 rows = [("zero-shot MiniLM bi-encoder", metrics(f"{out}/zeroshot_dev.json"), metrics(f"{out}/zeroshot_test.json"),
          metrics(f"{out}/zeroshot_fulltest.json"), ""),
         ("embedding recipe", metrics(f"{out}/embedding_{etag}_dev.json") or metrics(f"{out}/embedding_{etag}/metrics.json", "after"),
-         metrics(f"{out}/embedding_{etag}_test.json"), metrics(f"{out}/embedding_{etag}_fulltest.json"), minutes(f"embedding_{etag}")),
+         metrics(f"{out}/embedding_{etag}_test.json"), pick(f"embedding_{etag}"), minutes(f"embedding_{etag}")),
         ("one-stage reranker recipe (new head; before)", metrics(f"{out}/reranker_standard/metrics.json", "after"),
          metrics(f"{out}/reranker_standard_test.json"), None, minutes("reranker_standard")),
         (f"its stage 1 (the embedding model the reranker starts from)",
          metrics(f"{out}/reranker_{tag}/stage1_embedding/metrics.json", "after"), None, None, minutes(f"reranker_{tag}_stage1")),
         (f"two-stage reranker recipe ({tag}; stage 2, or the whole command when no stage-1 minutes are above)",
          metrics(f"{out}/reranker_{tag}/metrics.json", "after"), metrics(f"{out}/reranker_{tag}_test.json"),
-         metrics(f"{out}/reranker_{tag}_fulltest.json"), minutes(f"reranker_{tag}")),
+         pick(f"reranker_{tag}"), minutes(f"reranker_{tag}")),
         (f"pipeline: embedding recipe's top 10 reordered by the reranker ({tag})", None,
          metrics(f"{out}/pipeline_{tag}_test.json", "pipeline"), None, "")]
 for name, dev, test, full, mins in rows:
     fmt = lambda m, k: f"{m[k]:.4f}" if m else ""
     both = f"{fmt(full, 'rerank_mrr@10')} / {fmt(full, 'rerank_ndcg@10')}" if full else ""
     print(f"| {name} | {fmt(dev, 'rerank_mrr@10')} | {fmt(test, 'rerank_mrr@10')} | {fmt(test, 'rerank_ndcg@10')} | {both} | {mins} |")
+for path, what in ((f"{out}/fulltest_{tag}_cmp.json", "full test: reranker vs embedding recipe"),
+                   (f"{out}/pipeline_{tag}_test.json", "pipeline vs embedding model alone")):
+    if os.path.isfile(path):
+        data = json.load(open(path))
+        for r in data.get("comparisons", data.get("pipeline_vs_embedder", [])):
+            if r["metric"] in ("rerank_mrr@10", "rerank_ndcg@10"):
+                lo, hi = r["ci95"]
+                print(f"{what}, {r['metric']}: {r['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}], p {r['p_value']:.4f}, "
+                      f"wins/ties/losses {r['wins']}/{r['ties']}/{r['losses']}")
 PY

@@ -1,6 +1,7 @@
 """Retrieve-then-rerank on a reranking file: a bi-encoder ranks each query's candidates, a reranker
 reorders its top ``--top`` (the rest keep the bi-encoder's order); prints MRR@10 / NDCG@10 of the
-bi-encoder alone and of the pipeline, and writes them as JSON.
+bi-encoder alone and of the pipeline, and the pipeline's paired comparison with the bi-encoder
+alone (delta, 95% interval, p-value per metric), and writes them as JSON.
 
     .venv/bin/python benchmarks/pipeline_rerank.py --embedder outputs/domains/pyfunc/embedding_recipe \\
         --reranker outputs/domains/pyfunc/reranker_recipe --data data/pyfunc/test.jsonl.xz --top 10
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rag_retrieval.eval.evaluators import RerankEvaluator  # noqa: E402
 from rag_retrieval.eval.metrics import mean_metrics, query_metrics, rank_by_scores  # noqa: E402
+from rag_retrieval.eval.significance import compare  # noqa: E402
 
 
 def main() -> None:
@@ -49,6 +51,8 @@ def main() -> None:
     out = {"embedder": {f"rerank_{k}": v for k, v in mean_metrics(alone).items()},
            "pipeline": {f"rerank_{k}": v for k, v in mean_metrics(piped).items()},
            "seconds_per_query": {"embedder": first_seconds / len(first), "reranker": (time.time() - clock) / len(first)}}
+    columns = lambda rows: {f"rerank_{k}": [m[k] for m in rows] for k in rows[0]}  # noqa: E731
+    out["pipeline_vs_embedder"] = compare(columns(alone), columns(piped), ["rerank_mrr@10", "rerank_ndcg@10"])
     print(json.dumps(out, indent=1))
     if args.output:
         with open(args.output, "w") as f:

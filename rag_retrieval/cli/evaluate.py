@@ -28,7 +28,7 @@ def parser():
                        "candidates (--rerank) and/or retrieve from a corpus (--corpus with --queries, bi-encoders).",
                        ["rag-retrieval eval --model minilm --rerank data/pkgdesc/test.jsonl.xz --max-queries 100",
                         "rag-retrieval eval --model minilm --model outputs/embedding/minilm_pkgdesc "
-                        "--rerank data/pkgdesc/test.jsonl.xz   # compare two models",
+                        "--rerank data/pkgdesc/test.jsonl.xz --json cmp.json   # compare: deltas, 95% intervals, p-values",
                         "rag-retrieval eval --model minilm --corpus corpus.jsonl --queries queries.jsonl --k 10 100",
                         "rag-retrieval eval --model minilm --beir scifact --split test --k 10 100"],
                        "A model is a folder saved by this project, a sentence-transformers or FlagEmbedding folder, "
@@ -56,11 +56,14 @@ def parser():
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"],
                    help="rerankers: autocast (default: bf16 on a GPU, fp32 on CPU)")
     p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
+    p.add_argument("--json", metavar="FILE", help="with two or more --model: also write the comparisons with the "
+                   "first model (delta, paired bootstrap 95%% interval, randomization p-value per metric) as JSON")
     return p
 
 
 def main(argv=None) -> dict:
     from ..eval.evaluators import RerankEvaluator, RetrievalEvaluator, format_table
+    from ..eval.metrics import means
     from ..models.hub import check_model
 
     p = parser()
@@ -90,12 +93,42 @@ def main(argv=None) -> dict:
     if args.beir:
         evaluators.append(RetrievalEvaluator(max_queries=args.max_queries, k_values=args.k, batch_size=args.batch_size,
                                              name="beir", beir=args.beir, split=args.split))
-    results = {}  # a table row per model
+    if args.json and len(args.model) < 2:
+        p.error("--json writes comparisons between models: give two or more --model (the first is the baseline)")
+    results, per_query, texts = {}, {}, {}  # a table row per model; each model's metrics per query
     for name in args.model:
         model = load_model(name, args.dtype, args.max_length)
-        results[name] = {k: v for ev in evaluators for k, v in ev(model).items()}
+        per_query[name] = {}
+        for ev in evaluators:
+            values, queries = ev.per_query(model)
+            per_query[name].update(values)
+            texts.update(queries)
+        results[name] = means(per_query[name])
     print(format_table(results))
+    if len(args.model) > 1:
+        comparisons = compare_models(args.model, per_query, texts)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"models": args.model, "comparisons": comparisons}, f, indent=1, ensure_ascii=False)
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)
     return results
+
+
+def compare_models(names: list, per_query: dict, texts: dict) -> list:
+    """Each model against the first, per metric (printed: the table and each model's worst regressions)."""
+    from ..eval.significance import compare, format_comparisons, headline, worst_regressions
+
+    baseline, rows = names[0], []
+    for name in names[1:]:
+        rows += [{"baseline": baseline, "model": name, **row} for row in compare(per_query[baseline], per_query[name])]
+    print("\n" + format_comparisons(rows))
+    main_metric = headline(list(per_query[baseline]))
+    for name in names[1:]:
+        worst = worst_regressions(texts[main_metric], per_query[baseline][main_metric], per_query[name][main_metric])
+        if worst:
+            print(f"\n{name}: the queries it loses most {main_metric} on, against {baseline}:")
+            for w in worst:
+                print(f"  {w['baseline']:.4f} -> {w['model']:.4f}  {w['query'][:100]}")
+    return rows

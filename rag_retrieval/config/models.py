@@ -88,6 +88,8 @@ class RerankerModelArgs(InstructedModelArgs):
     score_scale: Optional[float] = None  # split cross-encoder: cosine multiplier (None: the saved one, else 20)
     joint_gate: Optional[bool] = None  # split cross-encoder: the joint layers run apart and jointly, mixed by
     # learnt gates that start at 0 (the bi-encoder exactly); None: the saved model's
+    joint_head: Optional[bool] = None  # split cross-encoder: the layers above the split run apart (the base
+    # score) and jointly, the joint stream read by learnt weights that start at 0; None: the saved model's
 
     def __post_init__(self):
         super().__post_init__()
@@ -97,6 +99,12 @@ class RerankerModelArgs(InstructedModelArgs):
         if self.joint_gate and self.separate_layers == 0:
             raise ConfigError("model.joint_gate=true needs model.separate_layers (1 to the model's layer count): "
                               "the gates mix the layers above the split")
+        if self.joint_head and self.separate_layers == 0:
+            raise ConfigError("model.joint_head=true needs model.separate_layers (1 to the model's layer count): "
+                              "the head reads the layers above the split")
+        if self.joint_head and self.joint_gate:
+            raise ConfigError("model.joint_gate and model.joint_head are two ways to read the joint layers: "
+                              "set one of them to true")
         if self.score_scale is not None and self.score_scale <= 0:
             raise ConfigError(f"model.score_scale={self.score_scale}: give a positive multiplier (e.g. 20)")
 

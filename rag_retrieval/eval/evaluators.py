@@ -17,7 +17,7 @@ from ..data.inputs import iter_records
 from ..data.io import DataError, to_example, validate_record
 from ..data.labels import label_kind, scale
 from ..utils.dist import root_unsharded
-from .metrics import mean_metrics, query_metrics, rank_by_scores
+from .metrics import means, query_metrics, rank_by_scores
 from .retrieval import RetrievalEvaluator
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,11 @@ class RerankEvaluator:
     def __call__(self, model) -> dict:
         """Mean metrics over the queries. A layerwise model (one score per cutoff layer) is measured
         at each layer (``rerank_layer8_mrr@10``, ...); the unprefixed names are its last layer's."""
+        return means(self.per_query(model)[0])
+
+    def per_query(self, model) -> tuple:
+        """``({metric: [one value per query]}, {metric: [the query texts]})``: what :meth:`__call__`
+        averages, for paired comparisons (:mod:`.significance`)."""
         t0 = time.time()
         all_scores = self.scores(model)
         prefix = f"{self.name}_" if self.name else ""
@@ -138,13 +143,14 @@ class RerankEvaluator:
                 scores = [s[c] for s in scores] if layered else scores
                 ranked = [ex.labels[i] for i in rank_by_scores(scores)]
                 per_query.append(query_metrics(ranked, self.k_values, ex.labels))
-            metrics = mean_metrics(per_query)
+            columns_of = {k: [m[k] for m in per_query] for k in (per_query[0] if per_query else {})}
             if layered:
-                out.update({f"{prefix}layer{layers[c]}_{k}": v for k, v in metrics.items()})
+                out.update({f"{prefix}layer{layers[c]}_{k}": v for k, v in columns_of.items()})
             if c == columns - 1:
-                out.update({prefix + k: v for k, v in metrics.items()})
+                out.update({prefix + k: v for k, v in columns_of.items()})
         logger.info("%s: %d queries in %.1fs", self.name or "rerank", len(self.examples), time.time() - t0)
-        return out
+        texts = [ex.query for ex in self.examples]
+        return out, {k: texts for k in out}
 
 
 class EvaluatorGroup:
@@ -166,18 +172,25 @@ class EvaluatorGroup:
         return "; ".join(ev.describe() for ev in self.evaluators if hasattr(ev, "describe"))
 
     def __call__(self, model) -> dict:
+        return means(self.per_query(model)[0])
+
+    def per_query(self, model) -> tuple:
+        """Every evaluator's :meth:`RerankEvaluator.per_query`, merged."""
         key = next((k for k in ("max_length", "passage_max_len") if hasattr(model, k)), None)
         saved = getattr(model, key) if key else None
         if key and self.max_length:
             setattr(model, key, self.max_length)
         device = next(model.parameters()).device.type if hasattr(model, "parameters") else "cpu"
         try:
-            out: dict = {}
+            values: dict = {}
+            texts: dict = {}
             # FSDP2: the root's own weights are gathered once for all evaluators (they call submodules directly)
             with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16), root_unsharded(model):
                 for ev in self.evaluators:
-                    out.update(ev(model))
-            return out
+                    v, t = ev.per_query(model)
+                    values.update(v)
+                    texts.update(t)
+            return values, texts
         finally:
             if key:
                 setattr(model, key, saved)

@@ -107,3 +107,12 @@ def mean_metrics(per_query: Sequence[dict]) -> dict:
     if not per_query:
         return {}
     return {key: sum(m[key] for m in per_query) / len(per_query) for key in per_query[0]}
+
+
+def means(per_query: dict) -> dict:
+    """Per-metric columns ({metric: [one value per query]}) -> {metric: mean}.
+
+    >>> means({"mrr@10": [1.0, 0.5]})
+    {'mrr@10': 0.75}
+    """
+    return {k: sum(v) / len(v) for k, v in per_query.items() if v}

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from ..data.beir import read_beir
 from ..data.inputs import iter_records
 from ..data.io import DataError
-from .metrics import mean_metrics, query_metrics
+from .metrics import means, query_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ class RetrievalEvaluator:
 
     def metrics(self, hits: list) -> dict:
         """Mean metrics of ranked corpus indices per query (one list per query of ``self.queries``)."""
+        return means(self.metrics_per_query(hits))
+
+    def metrics_per_query(self, hits: list) -> dict:
+        """{metric: [one value per query]} of ranked corpus indices per query."""
         per_query = []
         for row, (qid, _) in zip(hits, self.queries):
             grades = self.qrels.get(qid, {})
@@ -83,9 +87,15 @@ class RetrievalEvaluator:
             ranked = [float(grades.get(self.corpus_ids[j], 0)) for j in row]
             per_query.append(query_metrics(ranked, self.k_values, [float(g) for g in grades.values() if g > 0]))
         prefix = f"{self.name}_" if self.name else ""
-        return {prefix + k: v for k, v in mean_metrics(per_query).items()}
+        return {prefix + k: [m[k] for m in per_query] for k in (per_query[0] if per_query else {})}
 
     def __call__(self, model) -> dict:
+        return means(self.per_query(model)[0])
+
+    def per_query(self, model) -> tuple:
+        """``({metric: [one value per query]}, {metric: [the query texts]})``."""
         if not hasattr(model, "encode_queries"):
             raise TypeError("retrieval evaluation needs a bi-encoder (encode_queries / encode_passages)")
-        return self.metrics(self.search(model, min(max(self.k_values) + 1, len(self.corpus_texts))))
+        values = self.metrics_per_query(self.search(model, min(max(self.k_values) + 1, len(self.corpus_texts))))
+        texts = [t for _, t in self.queries]
+        return values, {k: texts for k in values}

@@ -51,7 +51,7 @@ class CrossEncoder(PairScorer):
                         trust_remote_code: bool = False, lora: Optional[dict] = None,
                         config_overrides: Optional[dict] = None, trainable: bool = False,
                         separate_layers: Optional[int] = None, score_scale: Optional[float] = None,
-                        joint_gate: Optional[bool] = None) -> "CrossEncoder":
+                        joint_gate: Optional[bool] = None, joint_head: Optional[bool] = None) -> "CrossEncoder":
         """Load a checkpoint (a hub id, a folder, an alias, or a LoRA adapter folder of ours); a missing
         head is created (num_labels=1). ``separate_layers`` > 0 (or a model saved so) gives a
         :class:`~.split_cross_encoder.SplitCrossEncoder`, which starts from the bi-encoder it is made from."""
@@ -60,10 +60,10 @@ class CrossEncoder(PairScorer):
         if separate_layers or (separate_layers is None and saved.get("separate_layers")):
             return SplitCrossEncoder.from_pretrained(
                 path, max_length, separate_layers, score_scale, query_instruction, passage_instruction, dtype,
-                attn_implementation, trust_remote_code, lora, config_overrides, trainable, joint_gate)
-        if joint_gate:
-            raise ValueError("joint_gate=True needs a split cross-encoder: give separate_layers (1 to the model's "
-                             "layer count)")
+                attn_implementation, trust_remote_code, lora, config_overrides, trainable, joint_gate, joint_head)
+        if joint_gate or joint_head:
+            raise ValueError(f"{'joint_gate' if joint_gate else 'joint_head'}=True needs a split cross-encoder: give "
+                             f"separate_layers (1 to the model's layer count)")
         if saved.get("separate_layers"):
             raise ValueError(f"{model_name_or_path} is a split cross-encoder (separate_layers="
                              f"{saved['separate_layers']}): it has no classifier head to score with separate_layers=0")

@@ -15,6 +15,13 @@ layer (0 at the start) mixes them: ``h = apart + g * (joint - apart)``. At g = 0
 separate, so an untrained gated model scores exactly as the bi-encoder it is made from (a fine-tuned
 embedding model's ranking is kept whole), and training opens the gates as far as the interactions
 help. It costs one more pass of each joint layer.
+
+With ``joint_head`` the two streams stay apart to the end: the layers above the split run once apart
+(the bi-encoder's stream, whose cosine is the base score) and once jointly from the split's output (a
+cross-encoder's stream), and a learnt weight per hidden dimension (0 at the start) reads the joint
+stream: ``score = scale * (cos(q, p) + sum_d w_d * q'_d * p'_d)``, with q', p' the joint stream's
+normalised segment means. At w = 0 the model is the bi-encoder exactly; training learns what the
+joint layers add to its score (a residual), where the gates above trade the two streams off.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ class SplitCrossEncoder(PairScorer):
         query_instruction / passage_instruction: text put before the query / the passage.
         joint_gate: the joint layers' starting gates (a list, one per layer above the split; zeros for
             a new model), or None for plain joint layers.
+        joint_head: the joint stream's weights (a list, one per hidden dimension; zeros for a new model),
+            or None: the score is then the last layer's cosine alone.
 
     Example:
         >>> ce = SplitCrossEncoder.from_pretrained("tiny-bert", separate_layers=1)
@@ -53,7 +62,7 @@ class SplitCrossEncoder(PairScorer):
 
     def __init__(self, model, tokenizer, max_length: int = 512, separate_layers: int = 1, score_scale: float = 20.0,
                  query_instruction: str = "", passage_instruction: str = "",
-                 joint_gate: Optional[Sequence[float]] = None):
+                 joint_gate: Optional[Sequence[float]] = None, joint_head: Optional[Sequence[float]] = None):
         super().__init__()
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         self.query_instruction, self.passage_instruction = query_instruction, passage_instruction
@@ -68,10 +77,20 @@ class SplitCrossEncoder(PairScorer):
             if len(joint_gate) != len(layers) - separate_layers:
                 raise ValueError(f"joint_gate has {len(joint_gate)} values for {len(layers) - separate_layers} "
                                  f"joint layers")
-            self.joint_gate = _Gates(joint_gate)
+            self.joint_gate = _Weights(joint_gate)
             self.new_modules = ("joint_gate",)  # train.head_learning_rate applies to the gates
         else:
             self.joint_gate = None
+        if joint_head is not None:
+            if joint_gate is not None:
+                raise ValueError("joint_gate and joint_head are two ways to read the joint layers: give one")
+            size = model.config.hidden_size
+            if len(joint_head) != size:
+                raise ValueError(f"joint_head has {len(joint_head)} weights for hidden size {size}")
+            self.joint_head = _Weights(joint_head)
+            self.new_modules = ("joint_head",)  # train.head_learning_rate applies to the head
+        else:
+            self.joint_head = None
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str, max_length: Optional[int] = None,
@@ -80,10 +99,10 @@ class SplitCrossEncoder(PairScorer):
                         dtype: Optional[str] = None, attn_implementation: Optional[str] = None,
                         trust_remote_code: bool = False, lora: Optional[dict] = None,
                         config_overrides: Optional[dict] = None, trainable: bool = False,
-                        joint_gate: Optional[bool] = None) -> "SplitCrossEncoder":
+                        joint_gate: Optional[bool] = None, joint_head: Optional[bool] = None) -> "SplitCrossEncoder":
         """Load an encoder checkpoint (a bi-encoder, or a split cross-encoder saved by us); settings
-        not given are the saved ones (``joint_gate=True`` on a model saved without gates adds new ones
-        at 0, False removes them)."""
+        not given are the saved ones (``joint_gate=True`` / ``joint_head=True`` on a model saved without
+        gates / head adds new ones at 0, False removes them)."""
         path = resolve_model_path(model_name_or_path)
         saved = read_settings(path)
         model, _ = load_auto_model(AutoModel, path, lambda base: load_kwargs(
@@ -94,12 +113,16 @@ class SplitCrossEncoder(PairScorer):
         gates = saved.get("joint_gate") if joint_gate is not False else None
         if joint_gate and (gates is None or len(gates) != len(_layers(model)) - separate):
             gates = [0.0] * (len(_layers(model)) - separate)
+        head = saved.get("joint_head") if joint_head is not False else None
+        if joint_head and (head is None or len(head) != model.config.hidden_size):
+            head = [0.0] * model.config.hidden_size
         return cls(model, AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code),
                    max_length=pick(max_length, "max_length", 512),
                    separate_layers=separate,
                    score_scale=pick(score_scale, "score_scale", 20.0),
                    query_instruction=pick(query_instruction, "query_instruction", ""),
-                   passage_instruction=pick(passage_instruction, "passage_instruction", ""), joint_gate=gates)
+                   passage_instruction=pick(passage_instruction, "passage_instruction", ""), joint_gate=gates,
+                   joint_head=head)
 
     def layers(self):
         return _layers(self.model)
@@ -140,8 +163,12 @@ class SplitCrossEncoder(PairScorer):
         eager = getattr(encoder.config, "_attn_implementation", "sdpa") == "eager"
         masks = [_mask(m, hidden.dtype, eager) for m in (own, both)]
         run = lambda layer, x, mask: (lambda out: out[0] if isinstance(out, tuple) else out)(layer(x, mask))  # noqa: E731
+        joint = None
         for i, layer in enumerate(self.layers()):
             if i < self.separate_layers:
+                hidden = run(layer, hidden, masks[0])
+            elif self.joint_head is not None:  # two streams from the split: apart (hidden) and joint
+                joint = run(layer, hidden if joint is None else joint, masks[1])
                 hidden = run(layer, hidden, masks[0])
             elif self.joint_gate is None:
                 hidden = run(layer, hidden, masks[1])
@@ -151,9 +178,14 @@ class SplitCrossEncoder(PairScorer):
                 hidden = apart + gate * (run(layer, hidden, masks[1]) - apart)
         q = (segment == 0).unsqueeze(-1).to(hidden.dtype)
         p = (segment == 1).unsqueeze(-1).to(hidden.dtype)
-        q_vec = (hidden * q).sum(1) / q.sum(1).clamp(min=1)
-        p_vec = (hidden * p).sum(1) / p.sum(1).clamp(min=1)
-        return self.score_scale * torch.nn.functional.cosine_similarity(q_vec.float(), p_vec.float(), dim=-1)
+        means = lambda h: [torch.nn.functional.normalize(((h * m).sum(1) / m.sum(1).clamp(min=1)).float(), dim=-1)
+                           for m in (q, p)]  # noqa: E731
+        q_vec, p_vec = means(hidden)
+        score = (q_vec * p_vec).sum(-1)
+        if joint is not None:
+            q_joint, p_joint = means(joint)
+            score = score + (q_joint * p_joint) @ self.joint_head.values.float()
+        return self.score_scale * score
 
     def forward(self, **features) -> dict:
         """Tokenised pairs (or length-bucketed sub-batches of them) -> ``{"scores": (N,)}``."""
@@ -174,25 +206,30 @@ class SplitCrossEncoder(PairScorer):
                                     "separate_layers": self.separate_layers, "score_scale": self.score_scale,
                                     "query_instruction": self.query_instruction,
                                     "passage_instruction": self.passage_instruction,
-                                    "joint_gate": self._gate_values(state_dict)})
+                                    "joint_gate": self._saved_values("joint_gate", state_dict),
+                                    "joint_head": self._saved_values("joint_head", state_dict)})
 
-    def _gate_values(self, state_dict: Optional[dict] = None) -> Optional[list]:
-        if self.joint_gate is None:
+    def _saved_values(self, name: str, state_dict: Optional[dict] = None) -> Optional[list]:
+        module = getattr(self, name)
+        if module is None:
             return None
-        values = (state_dict or {}).get("joint_gate.values", self.joint_gate.values)
+        values = (state_dict or {}).get(f"{name}.values", module.values)
         return [round(float(v), 8) for v in values.detach().float().cpu()]
 
     def load_weights(self, checkpoint_dir: str) -> None:
-        """Load the encoder weights and the gates saved by :meth:`save_pretrained` (resume, best model)."""
+        """Load the encoder weights and the gates / head saved by :meth:`save_pretrained` (resume, best model)."""
         super().load_weights(checkpoint_dir)
-        gates = read_settings(checkpoint_dir).get("joint_gate")
-        if self.joint_gate is not None and gates is not None:
-            with torch.no_grad():
-                self.joint_gate.values.copy_(torch.tensor(gates, dtype=self.joint_gate.values.dtype))
+        settings = read_settings(checkpoint_dir)
+        for name in ("joint_gate", "joint_head"):
+            module, values = getattr(self, name), settings.get(name)
+            if module is not None and values is not None:
+                with torch.no_grad():
+                    module.values.copy_(torch.tensor(values, dtype=module.values.dtype))
 
 
-class _Gates(torch.nn.Module):
-    """One learnt gate per joint layer (a module, so train.head_learning_rate finds it by name)."""
+class _Weights(torch.nn.Module):
+    """New learnt values: a gate per joint layer, or a head weight per dimension (a module, so
+    train.head_learning_rate finds it by name)."""
 
     def __init__(self, values: Sequence[float]):
         super().__init__()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Optional
 
 from ..errors import run_command
 from ..eval.evaluators import dump_metrics, format_table
+from ..eval.metrics import means
+from ..eval.significance import compare, format_comparisons, headline, worst_regressions
 from ..utils.dist import finish
 
 logger = logging.getLogger(__name__)
@@ -31,8 +34,9 @@ def init_run(cfg) -> None:
 def train_and_report(cfg, trainer, model, ready) -> dict:
     """Evaluate before (fresh runs), train, save the final model, evaluate after, print the table."""
     results: dict = {}
+    per_query: dict = {}  # label -> ({metric: [values]}, {metric: [query texts]}), for the paired comparison
     if cfg.eval.before_training and ready.resume is None:
-        evaluate_model(ready.evaluator, model, "before", results)
+        evaluate_model(ready.evaluator, model, "before", results, per_query)
     logger.info("training on %s", trainer.parallelism())
     trainer.train(resume_from_checkpoint=ready.resume)
     if cfg.model.use_lora and cfg.model.merge_lora:
@@ -40,25 +44,38 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
             model.save_pretrained(cfg.train.output_dir, merge_lora=True)
     else:
         trainer.save_model(cfg.train.output_dir)
-    evaluate_model(ready.evaluator, model, "after", results)
-    report(results, cfg)
+    evaluate_model(ready.evaluator, model, "after", results, per_query)
+    report(results, cfg, per_query)
     shutdown(cfg)
     return results
 
 
-def evaluate_model(evaluator, model, label: str, results: dict) -> None:
-    """Evaluate ``model`` into ``results[label]`` (every process runs it: ZeRO-3 needs all ranks)."""
+def evaluate_model(evaluator, model, label: str, results: dict, per_query: Optional[dict] = None) -> None:
+    """Evaluate ``model`` into ``results[label]`` (and its per-query metrics into ``per_query[label]``;
+    every process runs it: ZeRO-3 needs all ranks)."""
     if evaluator is not None:
         logger.info("evaluating the model %s training: %s ...", label, evaluator.describe())
-        results[label] = evaluator(model)
+        values, texts = evaluator.per_query(model)
+        results[label] = means(values)
+        if per_query is not None:
+            per_query[label] = (values, texts)
 
 
-def report(results: dict, cfg) -> None:
-    """Print the before/after table and write ``metrics.json`` (main process)."""
+def report(results: dict, cfg, per_query: Optional[dict] = None) -> None:
+    """Print the before/after table and write ``metrics.json`` (main process); with both, the paired
+    comparison of after against before (delta, 95% interval, p-value per metric) in ``significance.json``."""
     if not results or cfg.train.process_index != 0:
         return
     print("\n" + format_table(results) + "\n", flush=True)
     dump_metrics(os.path.join(cfg.train.output_dir, "metrics.json"), results)
+    if per_query and {"before", "after"} <= set(per_query):
+        (before, texts), (after, _) = per_query["before"], per_query["after"]
+        rows = [{"baseline": "before", "model": "after", **row} for row in compare(before, after)]
+        main_metric = headline(list(before))
+        worst = worst_regressions(texts[main_metric], before[main_metric], after[main_metric])
+        print(format_comparisons(rows) + "\n", flush=True)
+        dump_metrics(os.path.join(cfg.train.output_dir, "significance.json"),
+                     {"models": ["before", "after"], "comparisons": rows, "worst_regressions": worst})
 
 
 def shutdown(cfg) -> None:

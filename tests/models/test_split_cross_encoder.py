@@ -97,3 +97,44 @@ def test_joint_gate_needs_a_split(tmp_path):
     with pytest.raises(ConfigError, match="model.joint_gate=true needs model.separate_layers"):
         main(tiny_args(tmp_path, "model.separate_layers=0", "model.joint_gate=true",
                        config="configs/tests/reranker_tiny.yaml"))
+
+
+def test_joint_head_starts_as_the_bi_encoder_and_adds_the_joint_streams_cosine():
+    apart = CrossEncoder.from_pretrained("tiny-bert", separate_layers=2, max_length=64)
+    joint = CrossEncoder.from_pretrained("tiny-bert", separate_layers=1, max_length=64)
+    headed = CrossEncoder.from_pretrained("tiny-bert", separate_layers=1, joint_head=True, max_length=64)
+    assert headed.joint_head.values.tolist() == [0.0] * 32 and headed.new_modules == ("joint_head",)
+    assert headed.compute_score(PAIRS) == pytest.approx(apart.compute_score(PAIRS), abs=1e-5)
+    with torch.no_grad():
+        headed.joint_head.values.fill_(1.0)  # every dimension weighted 1: the joint stream's cosine
+    expected = [a + j for a, j in zip(apart.compute_score(PAIRS), joint.compute_score(PAIRS))]
+    assert headed.compute_score(PAIRS) == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="joint_head=True needs a split"):
+        CrossEncoder.from_pretrained("tiny-bert", joint_head=True)
+    with pytest.raises(ValueError, match="give one"):
+        SplitCrossEncoder(headed.model, headed.tokenizer, separate_layers=1, joint_gate=[0.0], joint_head=[0.0] * 32)
+
+
+def test_joint_head_trains_with_the_head_rate_saves_and_resumes(tmp_path):
+    main(tiny_args(tmp_path, "model.separate_layers=1", "model.joint_head=true", "train.head_learning_rate=0.1",
+                   "eval.before_training=false", config="configs/tests/reranker_tiny.yaml"))
+    model = CrossEncoder.from_pretrained(str(tmp_path))
+    head = model.joint_head.values.tolist()
+    assert len(head) == 32 and any(w != 0.0 for w in head) and model.joint_gate is None
+    fresh = CrossEncoder.from_pretrained("tiny-bert", separate_layers=1, joint_head=True, max_length=model.max_length)
+    fresh.load_weights(str(tmp_path))
+    assert fresh.joint_head.values.tolist() == pytest.approx(head)
+    assert Reranker(str(tmp_path)).compute_score([list(p) for p in PAIRS]) == pytest.approx(
+        model.compute_score(PAIRS), abs=1e-5)
+    assert CrossEncoder.from_pretrained(str(tmp_path), joint_head=False).joint_head is None
+
+
+@pytest.mark.parametrize("keys, message", [
+    (("model.separate_layers=0", "model.joint_head=true"), "model.joint_head=true needs model.separate_layers"),
+    (("model.separate_layers=1", "model.joint_head=true", "model.joint_gate=true"), "set one of them"),
+])
+def test_joint_head_config_errors(tmp_path, keys, message):
+    from rag_retrieval.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        main(tiny_args(tmp_path, *keys, config="configs/tests/reranker_tiny.yaml"))
