@@ -30,7 +30,9 @@ def parser():
                         "rag-retrieval eval --model minilm --model outputs/embedding/minilm_pkgdesc "
                         "--rerank data/pkgdesc/test.jsonl.xz --json cmp.json   # compare: deltas, 95% intervals, p-values",
                         "rag-retrieval eval --model minilm --corpus corpus.jsonl --queries queries.jsonl --k 10 100",
-                        "rag-retrieval eval --model minilm --beir scifact --split test --k 10 100"],
+                        "rag-retrieval eval --model minilm --beir scifact --split test --k 10 100",
+                        "rag-retrieval eval --model minilm --rerank-with outputs/reranker/minilm_pkgdesc "
+                        "--corpus data/pkgdesc/corpus.jsonl.xz --queries data/pkgdesc/test_queries.jsonl.xz --top-k 100"],
                        "A model is a folder saved by this project, a sentence-transformers or FlagEmbedding folder, "
                        "a hub id or an offline alias (minilm); its kind is read from its files. Files are checked "
                        "before any model loads.")
@@ -55,6 +57,10 @@ def parser():
                                                   "(default: the model's)")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"],
                    help="rerankers: autocast (default: bf16 on a GPU, fp32 on CPU)")
+    p.add_argument("--rerank-with", metavar="RERANKER", help="retrieve, then rerank (with --corpus/--queries or "
+                   "--beir): each --model retrieves --top-k passages per query, RERANKER reorders them; prints the "
+                   "first stage's Recall@K, the metrics after reranking and the seconds per query of each stage")
+    p.add_argument("--top-k", type=int, default=100, help="--rerank-with: passages the first stage hands on (default 100)")
     p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
     p.add_argument("--json", metavar="FILE", help="with two or more --model: also write the comparisons with the "
                    "first model (delta, paired bootstrap 95%% interval, randomization p-value per metric) as JSON")
@@ -76,6 +82,10 @@ def main(argv=None) -> dict:
         p.error(f"--max-queries must be at least 1, got {args.max_queries}")
     if any(k < 1 for k in args.k):
         p.error(f"--k: every cut-off must be at least 1, got {args.k}")
+    if args.rerank_with and not (args.corpus or args.beir):
+        p.error("--rerank-with reranks what a first stage retrieves: give --corpus FILE --queries FILE or --beir DIR")
+    if args.top_k < 1:
+        p.error(f"--top-k must be at least 1, got {args.top_k}")
     from .. import kinds
 
     for name in args.model:
@@ -95,12 +105,21 @@ def main(argv=None) -> dict:
                                              name="beir", beir=args.beir, split=args.split))
     if args.json and len(args.model) < 2:
         p.error("--json writes comparisons between models: give two or more --model (the first is the baseline)")
+    if args.rerank_with:
+        check_model(args.rerank_with, "--rerank-with")
+    reranker = load_model(args.rerank_with, args.dtype, args.max_length) if args.rerank_with else None
     results, per_query, texts = {}, {}, {}  # a table row per model; each model's metrics per query
     for name in args.model:
         model = load_model(name, args.dtype, args.max_length)
         per_query[name] = {}
         for ev in evaluators:
-            values, queries = ev.per_query(model)
+            if reranker is not None and isinstance(ev, RetrievalEvaluator):
+                values, queries, seconds = ev.rerank_per_query(model, reranker, args.top_k)
+                print(f"{name} -> {args.rerank_with}: corpus encoded in {seconds['corpus_encoding']:.1f} s; per query: "
+                      f"first stage {1000 * seconds['first_stage_per_query']:.1f} ms, rerank of the top {args.top_k} "
+                      f"{1000 * seconds['rerank_per_query']:.1f} ms")
+            else:
+                values, queries = ev.per_query(model)
             per_query[name].update(values)
             texts.update(queries)
         results[name] = means(per_query[name])

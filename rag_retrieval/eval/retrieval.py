@@ -5,6 +5,7 @@ BEIR folder (:mod:`rag_retrieval.data.beir`)."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Optional, Sequence
 
 from ..data.beir import read_beir
@@ -77,17 +78,21 @@ class RetrievalEvaluator:
         """Mean metrics of ranked corpus indices per query (one list per query of ``self.queries``)."""
         return means(self.metrics_per_query(hits))
 
-    def metrics_per_query(self, hits: list) -> dict:
+    def metrics_per_query(self, hits: list, k_values: Optional[Sequence[int]] = None, name: Optional[str] = None) -> dict:
         """{metric: [one value per query]} of ranked corpus indices per query."""
+        k_values = sorted(set(k_values or self.k_values))
         per_query = []
         for row, (qid, _) in zip(hits, self.queries):
             grades = self.qrels.get(qid, {})
-            # a document with the query's own id is the query itself (ArguAna, Quora): left out, as BEIR does
-            row = [j for j in row if j >= 0 and self.corpus_ids[j] != qid][: max(self.k_values)]
-            ranked = [float(grades.get(self.corpus_ids[j], 0)) for j in row]
-            per_query.append(query_metrics(ranked, self.k_values, [float(g) for g in grades.values() if g > 0]))
-        prefix = f"{self.name}_" if self.name else ""
+            ranked = [float(grades.get(self.corpus_ids[j], 0)) for j in self._own(row, qid)[: max(k_values)]]
+            per_query.append(query_metrics(ranked, k_values, [float(g) for g in grades.values() if g > 0]))
+        name = self.name if name is None else name
+        prefix = f"{name}_" if name else ""
         return {prefix + k: [m[k] for m in per_query] for k in (per_query[0] if per_query else {})}
+
+    def _own(self, row: Sequence[int], qid: str) -> list:
+        # a document with the query's own id is the query itself (ArguAna, Quora): left out, as BEIR does
+        return [j for j in row if j >= 0 and self.corpus_ids[j] != qid]
 
     def __call__(self, model) -> dict:
         return means(self.per_query(model)[0])
@@ -99,3 +104,44 @@ class RetrievalEvaluator:
         values = self.metrics_per_query(self.search(model, min(max(self.k_values) + 1, len(self.corpus_texts))))
         texts = [t for _, t in self.queries]
         return values, {k: texts for k in values}
+
+    def rerank_per_query(self, model, reranker, top_k: int) -> tuple:
+        """Retrieve, then rerank: ``model`` (a bi-encoder) retrieves each query's ``top_k`` from the
+        corpus, ``reranker`` (anything with ``compute_score``, or a bi-encoder) reorders them. Returns
+        ``({metric: [values]}, {metric: [query texts]}, seconds)``: the first stage's metrics
+        (``retrieval_*``, with Recall@top_k), the reranked list's (``retrieval_reranked_*``), and
+        ``{"first_stage_per_query", "corpus_encoding", "rerank_per_query"}`` in seconds."""
+        if not hasattr(model, "encode_queries"):
+            raise TypeError("retrieve-then-rerank needs a bi-encoder as its first stage (encode_queries)")
+        clock = time.perf_counter()
+        p = model.encode_passages(self.corpus_texts, batch_size=self.batch_size).float().cpu()
+        encoded = time.perf_counter()
+        q = model.encode_queries([t for _, t in self.queries], batch_size=self.batch_size).float().cpu()
+        from ..data.mining_search import dense_search
+
+        hits = dense_search(q, p, min(top_k + 1, len(self.corpus_texts)))[0].tolist()
+        searched = time.perf_counter()
+        heads = [self._own(row, qid)[:top_k] for row, (qid, _) in zip(hits, self.queries)]
+        pairs = [(text, self.corpus_texts[j]) for head, (_, text) in zip(heads, self.queries) for j in head]
+        flat = list(_pair_scores(reranker, pairs, self.batch_size))
+        reranked, start = [], 0
+        for head in heads:
+            scores = flat[start : start + len(head)]
+            start += len(head)
+            reranked.append([head[i] for i in sorted(range(len(head)), key=lambda i: -scores[i])])
+        n = max(len(self.queries), 1)
+        seconds = {"corpus_encoding": round(encoded - clock, 3), "first_stage_per_query": (searched - encoded) / n,
+                   "rerank_per_query": (time.perf_counter() - searched) / n}
+        values = self.metrics_per_query(heads, [*self.k_values, top_k])
+        values.update(self.metrics_per_query(reranked, name=f"{self.name}_reranked" if self.name else "reranked"))
+        texts = [t for _, t in self.queries]
+        return values, {k: texts for k in values}, seconds
+
+
+def _pair_scores(model, pairs: Sequence, batch_size: int) -> list:
+    """Scores of (query, passage) pairs by a reranker (``compute_score``) or a bi-encoder (cosine)."""
+    if hasattr(model, "compute_score"):
+        return model.compute_score(pairs, batch_size=batch_size) if pairs else []
+    q = model.encode_queries([a for a, _ in pairs], batch_size=batch_size).float()
+    p = model.encode_passages([b for _, b in pairs], batch_size=batch_size).float()
+    return (q * p).sum(-1).tolist()
