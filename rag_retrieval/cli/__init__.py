@@ -18,6 +18,8 @@ COMMANDS = {
               "rag-retrieval train reranker --config configs/reranker/minilm_pkgdesc_cpu.yaml"),
     "eval": ("rag_retrieval.cli.evaluate:main", "evaluate models on a reranking file or a corpus; compare them",
              "rag-retrieval eval --model minilm --rerank data/pkgdesc/test.jsonl.xz --max-queries 100"),
+    "calibrate": ("rag_retrieval.cli.calibrate:main", "fit a reranker's score -> probability map on labelled pairs",
+                  "rag-retrieval calibrate --model outputs/reranker/minilm_pkgdesc --data data/pkgdesc/dev.jsonl.xz"),
     "rerank": ("rag_retrieval.cli.rerank:main", "rerank each query's candidates in a file with a trained model",
                "rag-retrieval rerank --model outputs/reranker/minilm_pkgdesc --input q.jsonl --output ranked.jsonl"),
     "validate": ("rag_retrieval.cli.data:validate_main", "check a data file as training reads it, and describe it",

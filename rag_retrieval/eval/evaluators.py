@@ -23,7 +23,7 @@ from .retrieval import RetrievalEvaluator
 logger = logging.getLogger(__name__)
 
 
-def _read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Optional[dict] = None,
+def read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Optional[dict] = None,
                    label_range: Optional[Sequence[float]] = None) -> list:
     """The evaluation queries of ``path``, labels scaled by ``label_range``; pointwise records of
     one query are one list (all of them, also past ``max_queries`` queries).
@@ -89,7 +89,7 @@ class RerankEvaluator:
                  batch_size: int = 128, fmt: str = "pos_neg", name: str = "rerank", columns: Optional[dict] = None,
                  label_range: Optional[Sequence[float]] = None):
         self.path = path
-        self.examples = _read_examples(path, fmt, max_queries, columns, label_range)
+        self.examples = read_examples(path, fmt, max_queries, columns, label_range)
         self.k_values = [int(k) for k in k_values]
         self.batch_size = batch_size
         self.name = name

@@ -15,6 +15,7 @@ from ..models import ColBERT, CrossEncoder, LLMReranker
 from ..models.hub import resolve_model_path
 from ..utils.batching import CPU_MAX_TOKENS
 from ..utils.devices import autocast_dtype, pick_devices
+from . import calibration
 from .base import BaseRanker, RankedResults, check_pairs
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,15 @@ class _ModelRanker(BaseRanker):
 
     keep_query_runs = False  # listwise models rank a query's pairs together
     score_kwargs: dict = {}  # extra keywords of the model's compute_score
+    calibration: Optional[tuple] = None  # (a, b) of the model folder's calibration.json: normalize = sigmoid(a s + b)
 
     def compute_score(self, pairs: Sequence, normalize: bool = False, batch_size: Optional[int] = None) -> list:
+        """Scores of the pairs; ``normalize``: probabilities, calibrated ones when the model folder
+        holds a ``calibration.json`` (``rag-retrieval calibrate``), else the sigmoid of the score."""
+        if normalize and self.calibration is not None:
+            raw = _ModelRanker.compute_score(self, pairs, False, batch_size)
+            return [calibration.apply(s, *self.calibration) if isinstance(s, list)
+                    else calibration.apply([s], *self.calibration)[0] for s in raw]
         pairs = check_pairs(pairs)
         if not pairs:
             return []
@@ -264,5 +272,7 @@ def Reranker(model_name_or_path: str, model_type: Optional[str] = None, device: 
             raise ValueError(f"{model_name_or_path} holds a bi-encoder (an embedding model), not a reranker: load it "
                              f"with rag_retrieval.Embedder({model_name_or_path!r})")
     ranker = MODEL_TYPES[ranker_kind(model_type).saved]
-    return ranker(model_name_or_path, device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
-                  **kwargs)
+    ranker = ranker(model_name_or_path, device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
+                    **kwargs)
+    ranker.calibration = calibration.load(resolve_model_path(model_name_or_path))
+    return ranker
