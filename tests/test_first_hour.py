@@ -73,7 +73,7 @@ def test_every_command_has_help_for_a_cli_user(name):
     assert "Args:" not in done.stdout and "Returns:" not in done.stdout and "python -m" not in done.stdout
 
 
-@pytest.mark.parametrize("name", ["eval", "rerank", "calibrate", "validate", "split", "convert", "mine"])
+@pytest.mark.parametrize("name", ["eval", "rerank", "calibrate", "audit", "validate", "split", "convert", "mine"])
 def test_every_option_has_help_and_shows_its_default(name):
     import importlib
 

@@ -18,6 +18,8 @@ COMMANDS = {
               "rag-retrieval train reranker --config configs/reranker/minilm_pkgdesc_cpu.yaml"),
     "eval": ("rag_retrieval.cli.evaluate:main", "evaluate models on a reranking file or a corpus; compare them",
              "rag-retrieval eval --model minilm --rerank data/pkgdesc/test.jsonl.xz --max-queries 100"),
+    "audit": ("rag_retrieval.cli.audit:main", "flag labels a teacher model contradicts (false negatives, weak positives)",
+              "rag-retrieval audit train.jsonl --format pos_neg --teacher minilm --clean train.clean.jsonl"),
     "calibrate": ("rag_retrieval.cli.calibrate:main", "fit a reranker's score -> probability map on labelled pairs",
                   "rag-retrieval calibrate --model outputs/reranker/minilm_pkgdesc --data data/pkgdesc/dev.jsonl.xz"),
     "rerank": ("rag_retrieval.cli.rerank:main", "rerank each query's candidates in a file with a trained model",

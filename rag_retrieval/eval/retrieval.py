@@ -123,7 +123,7 @@ class RetrievalEvaluator:
         searched = time.perf_counter()
         heads = [self._own(row, qid)[:top_k] for row, (qid, _) in zip(hits, self.queries)]
         pairs = [(text, self.corpus_texts[j]) for head, (_, text) in zip(heads, self.queries) for j in head]
-        flat = list(_pair_scores(reranker, pairs, self.batch_size))
+        flat = list(pair_scores(reranker, pairs, self.batch_size))
         reranked, start = [], 0
         for head in heads:
             scores = flat[start : start + len(head)]
@@ -138,7 +138,7 @@ class RetrievalEvaluator:
         return values, {k: texts for k in values}, seconds
 
 
-def _pair_scores(model, pairs: Sequence, batch_size: int) -> list:
+def pair_scores(model, pairs: Sequence, batch_size: int) -> list:
     """Scores of (query, passage) pairs by a reranker (``compute_score``) or a bi-encoder (cosine)."""
     if hasattr(model, "compute_score"):
         return model.compute_score(pairs, batch_size=batch_size) if pairs else []
