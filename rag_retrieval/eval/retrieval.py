@@ -139,9 +139,16 @@ class RetrievalEvaluator:
 
 
 def pair_scores(model, pairs: Sequence, batch_size: int) -> list:
-    """Scores of (query, passage) pairs by a reranker (``compute_score``) or a bi-encoder (cosine)."""
+    """Scores of (query, passage) pairs by a reranker (``compute_score``) or a bi-encoder (inner product
+    of its embeddings, each distinct text encoded once)."""
     if hasattr(model, "compute_score"):
         return model.compute_score(pairs, batch_size=batch_size) if pairs else []
-    q = model.encode_queries([a for a, _ in pairs], batch_size=batch_size).float()
-    p = model.encode_passages([b for _, b in pairs], batch_size=batch_size).float()
-    return (q * p).sum(-1).tolist()
+    if not pairs:
+        return []
+    queries, passages = (list(dict.fromkeys(side)) for side in zip(*pairs))
+    q = model.encode_queries(queries, batch_size=batch_size).float()
+    p = model.encode_passages(passages, batch_size=batch_size).float()
+    q_at, p_at = {t: i for i, t in enumerate(queries)}, {t: i for i, t in enumerate(passages)}
+    rows = [q_at[a] for a, _ in pairs]
+    cols = [p_at[b] for _, b in pairs]
+    return (q[rows] * p[cols]).sum(-1).tolist()
