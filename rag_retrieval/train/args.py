@@ -10,6 +10,7 @@ from transformers import TrainingArguments
 from ..utils.devices import bf16_supported
 
 NONFINITE_LOSS = ("stop", "skip")
+MODEL_CARD_MODES = ("auto", "overwrite", "off")
 
 
 @dataclass
@@ -28,6 +29,8 @@ class RetrievalTrainingArguments(TrainingArguments):
     - ``grad_cache_chunk``: embedding and ColBERT kinds: encode a batch in chunks of this many texts
       whose activations are recomputed in the backward (gradient caching: a batch far larger than fits
       in memory, the same gradients); 0 or None: off.
+    - ``model_card``: README.md written into output_dir after training (rag_retrieval.train.card):
+      ``auto`` (keeps a README.md this project did not write), ``overwrite``, ``off``.
     """
 
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
@@ -37,6 +40,8 @@ class RetrievalTrainingArguments(TrainingArguments):
         default="stop", metadata={"help": "a NaN/inf loss: 'stop' the run with an error, or 'skip' the batch"})
     grad_cache_chunk: Optional[int] = field(
         default=None, metadata={"help": "embedding/ColBERT: texts per chunk of the cached forward; 0/None: off"})
+    model_card: Literal["auto", "overwrite", "off"] = field(
+        default="auto", metadata={"help": "README.md model card after training: auto (keep a user's own), overwrite, off"})
     bf16: Union[bool, Literal["auto"]] = field(
         default=False, metadata={"help": "bf16 autocast; 'auto': where it is fast (bf16 GPU, CPU with bf16 units)"})
 
@@ -44,6 +49,9 @@ class RetrievalTrainingArguments(TrainingArguments):
         if self.nonfinite_loss not in NONFINITE_LOSS:
             raise ValueError(f"train.nonfinite_loss={self.nonfinite_loss!r} is not valid; choose one of: "
                              f"{', '.join(NONFINITE_LOSS)}")
+        if self.model_card not in MODEL_CARD_MODES:
+            raise ValueError(f"train.model_card={self.model_card!r} is not valid; choose one of: "
+                             f"{', '.join(MODEL_CARD_MODES)}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 0:
             raise ValueError(f"train.grad_cache_chunk={self.grad_cache_chunk}: give 0 (off) or a number of texts per "
                              f"chunk (e.g. 32)")

@@ -11,6 +11,7 @@ from ..eval.evaluators import dump_metrics, format_table
 from ..eval.metrics import means
 from ..eval.significance import compare, format_comparisons, headline, worst_regressions
 from ..utils.dist import finish
+from .card import write_card
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,17 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
     if cfg.eval.before_training and ready.resume is None:
         evaluate_model(ready.evaluator, model, "before", results, per_query)
     logger.info("training on %s", trainer.parallelism())
-    trainer.train(resume_from_checkpoint=ready.resume)
+    output = trainer.train(resume_from_checkpoint=ready.resume)
     if cfg.model.use_lora and cfg.model.merge_lora:
         if cfg.train.should_save:
             model.save_pretrained(cfg.train.output_dir, merge_lora=True)
     else:
         trainer.save_model(cfg.train.output_dir)
     evaluate_model(ready.evaluator, model, "after", results, per_query)
-    report(results, cfg, per_query)
+    comparisons = report(results, cfg, per_query)
+    if cfg.train.process_index == 0:
+        examples = len(trainer.train_dataset) if hasattr(trainer.train_dataset, "__len__") else None
+        write_card(cfg, results, {"global_step": output.global_step, **(output.metrics or {})}, examples, comparisons)
     shutdown(cfg)
     return results
 
@@ -61,11 +65,11 @@ def evaluate_model(evaluator, model, label: str, results: dict, per_query: Optio
             per_query[label] = (values, texts)
 
 
-def report(results: dict, cfg, per_query: Optional[dict] = None) -> None:
+def report(results: dict, cfg, per_query: Optional[dict] = None) -> Optional[list]:
     """Print the before/after table and write ``metrics.json`` (main process); with both, the paired
     comparison of after against before (delta, 95% interval, p-value per metric) in ``significance.json``."""
     if not results or cfg.train.process_index != 0:
-        return
+        return None
     print("\n" + format_table(results) + "\n", flush=True)
     dump_metrics(os.path.join(cfg.train.output_dir, "metrics.json"), results)
     if per_query and {"before", "after"} <= set(per_query):
@@ -76,6 +80,8 @@ def report(results: dict, cfg, per_query: Optional[dict] = None) -> None:
         print(format_comparisons(rows) + "\n", flush=True)
         dump_metrics(os.path.join(cfg.train.output_dir, "significance.json"),
                      {"models": ["before", "after"], "comparisons": rows, "worst_regressions": worst})
+        return rows
+    return None
 
 
 def shutdown(cfg) -> None:

@@ -1,0 +1,51 @@
+"""Every kind's finished run writes a README.md model card the Hub can read."""
+
+import importlib
+
+import pytest
+from huggingface_hub import ModelCard
+
+from rag_retrieval.train.card import MARKER
+from tests.conftest import tiny_args
+
+KINDS = {  # kind -> (config, library_name)
+    "embedding": ("configs/tests/embedding_tiny.yaml", "sentence-transformers"),
+    "reranker": ("configs/tests/reranker_tiny.yaml", "sentence-transformers"),
+    "llm_reranker": ("configs/tests/llm_reranker_tiny.yaml", "transformers"),
+    "colbert": ("configs/tests/colbert_tiny.yaml", "rag-retrieval"),
+    "pe_rank": ("configs/tests/pe_rank_tiny.yaml", "rag-retrieval"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_writes_a_card_with_its_metadata_and_metrics(kind, tmp_path):
+    config, library = KINDS[kind]
+    main = importlib.import_module(f"rag_retrieval.train.{kind}").main
+    results = main(tiny_args(tmp_path, "train.max_steps=2", config=config))
+    card = ModelCard.load(str(tmp_path / "README.md"))
+    data = card.data.to_dict()
+    assert data["library_name"] == library and "rag-retrieval" in data["tags"] and kind in data["tags"]
+    assert data.get("base_model") is None or isinstance(data["base_model"], str)  # a local or tiny model: none
+    metrics = {m["type"]: m["value"] for m in data["model-index"][0]["results"][0]["metrics"]}
+    assert metrics and all(metrics[k] == pytest.approx(v, abs=1e-4) for k, v in results["after"].items())
+    assert MARKER in card.text and "## Training" in card.text and "## Use" in card.text
+
+
+def test_a_users_own_readme_is_kept_unless_asked(tmp_path):
+    from rag_retrieval.train.embedding import main
+
+    (tmp_path / "README.md").write_text("# my notes\n")
+    main(tiny_args(tmp_path, "train.max_steps=1", "eval.before_training=false", "train.overwrite_output_dir=true"))
+    assert (tmp_path / "README.md").read_text() == "# my notes\n"
+    main(tiny_args(tmp_path, "train.max_steps=1", "eval.before_training=false", "train.overwrite_output_dir=true",
+                   "train.model_card=overwrite"))
+    assert MARKER in (tmp_path / "README.md").read_text()
+
+
+def test_the_card_says_where_the_model_came_from_and_how_it_did(tmp_path):
+    from rag_retrieval.train.embedding import main
+
+    main(tiny_args(tmp_path, "train.max_steps=2", "model.model_name_or_path=minilm"))
+    card = ModelCard.load(str(tmp_path / "README.md"))
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "after vs before" in card.text and "data/example/train.jsonl" in card.text  # the paired comparison
