@@ -6,6 +6,8 @@ import logging
 import os
 from typing import Optional
 
+from transformers import TrainerCallback
+
 from ..errors import run_command
 from ..eval.evaluators import dump_metrics, format_table
 from ..eval.metrics import means
@@ -38,6 +40,7 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
     per_query: dict = {}  # label -> ({metric: [values]}, {metric: [query texts]}), for the paired comparison
     if cfg.eval.before_training and ready.resume is None:
         evaluate_model(ready.evaluator, model, "before", results, per_query)
+        trainer.add_callback(_LogAtStart(trainer, results["before"]))  # step 0 of the curves
     logger.info("training on %s", trainer.parallelism())
     output = trainer.train(resume_from_checkpoint=ready.resume)
     if cfg.model.use_lora and cfg.model.merge_lora:
@@ -45,7 +48,7 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
             model.save_pretrained(cfg.train.output_dir, merge_lora=True)
     else:
         trainer.save_model(cfg.train.output_dir)
-    evaluate_model(ready.evaluator, model, "after", results, per_query)
+    evaluate_model(ready.evaluator, model, "after", results, per_query, trainer)
     comparisons = report(results, cfg, per_query)
     if cfg.train.process_index == 0:
         examples = len(trainer.train_dataset) if hasattr(trainer.train_dataset, "__len__") else None
@@ -54,15 +57,38 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
     return results
 
 
-def evaluate_model(evaluator, model, label: str, results: dict, per_query: Optional[dict] = None) -> None:
+def evaluate_model(evaluator, model, label: str, results: dict, per_query: Optional[dict] = None,
+                   trainer=None) -> None:
     """Evaluate ``model`` into ``results[label]`` (and its per-query metrics into ``per_query[label]``;
-    every process runs it: ZeRO-3 needs all ranks)."""
+    every process runs it: ZeRO-3 needs all ranks). With ``trainer``, the metrics are logged as
+    ``eval/<metric>`` at the current step, so TensorBoard and wandb draw them as curves beside the
+    loss (the evaluation before training is logged at step 0 when training starts: the reporters'
+    writers open then)."""
     if evaluator is not None:
         logger.info("evaluating the model %s training: %s ...", label, evaluator.describe())
         values, texts = evaluator.per_query(model)
         results[label] = means(values)
+        if trainer is not None:
+            trainer.log(as_eval_logs(results[label]))
         if per_query is not None:
             per_query[label] = (values, texts)
+
+
+def as_eval_logs(metrics: dict) -> dict:
+    """Metrics as Trainer logs: ``eval_`` keys, which TensorBoard shows as ``eval/<metric>``."""
+    return {f"eval_{k}": v for k, v in metrics.items()}
+
+
+class _LogAtStart(TrainerCallback):
+    """Log the evaluation before training once the reporters (TensorBoard, wandb) are set up."""
+
+    def __init__(self, trainer, metrics: dict):
+        self.trainer, self.metrics = trainer, metrics
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.metrics is not None:
+            metrics, self.metrics = self.metrics, None
+            self.trainer.log(as_eval_logs(metrics))
 
 
 def report(results: dict, cfg, per_query: Optional[dict] = None) -> Optional[list]:

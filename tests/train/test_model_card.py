@@ -49,3 +49,17 @@ def test_the_card_says_where_the_model_came_from_and_how_it_did(tmp_path):
     card = ModelCard.load(str(tmp_path / "README.md"))
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert "after vs before" in card.text and "data/example/train.jsonl" in card.text  # the paired comparison
+
+
+def test_loss_parts_and_ranking_metrics_reach_tensorboard_as_curves(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rag_retrieval.train.embedding import main
+
+    main(tiny_args(tmp_path, "train.max_steps=4", "train.logging_steps=1", "train.report_to=[tensorboard]",
+                   "loss.matryoshka_dims=[32,16]"))
+    events = [EventAccumulator(str(p.parent)).Reload() for p in tmp_path.rglob("events.out.tfevents*")]
+    tags = {tag: acc.Scalars(tag) for acc in events for tag in acc.Tags()["scalars"]}
+    assert [e.step for e in tags["train/loss"]] == [1, 2, 3, 4]
+    assert any(tag.startswith("train/loss/dim_") for tag in tags) and "train/learning_rate" in tags
+    assert [e.step for e in tags["eval/rerank_mrr@10"]] == [0, 4]  # before training and after
