@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..utils.commands import command_parser, parse_columns
+from ..utils.commands import add_labelled_file_options, add_scoring_options, command_parser
 
 
 def parser():
@@ -19,18 +19,13 @@ def parser():
                        "writes the file without the flagged pairs (records keep their own keys; a record left without "
                        "a positive is dropped); an existing file is kept unless --overwrite.")
     p.add_argument("file", help="the data file (.jsonl, plain or compressed)")
-    p.add_argument("--format", default="pos_neg", choices=["pos_neg", "hits", "pointwise"], help="its format")
     p.add_argument("--teacher", required=True, help="a reranker or embedding model: folder, hub id or alias (minilm)")
-    p.add_argument("--columns", type=parse_columns, help="keys named otherwise: ours=theirs,...")
-    p.add_argument("--label-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="graded labels' range")
-    p.add_argument("--max-queries", type=int, help="audit the first N queries only (default: all)")
+    add_labelled_file_options(p)
     p.add_argument("--json", metavar="REPORT", help='write {"flagged": [{"line", "kind", "text", "score_gap", ...}]}')
     p.add_argument("--clean", metavar="OUT", help="write the file without the flagged pairs to OUT (.jsonl)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --clean / --json file")
     p.add_argument("--show", type=int, default=10, help="flags printed (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="scoring batch")
-    p.add_argument("--max-length", type=int, help="tokens per passage / pair (default: the model's)")
-    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="scoring autocast (default: fp32 on CPU)")
+    add_scoring_options(p)
     return p
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..utils.commands import command_parser, parse_columns
+from ..utils.commands import add_labelled_file_options, add_scoring_options, command_parser
 
 
 def parser():
@@ -22,14 +22,9 @@ def parser():
                                                   "sentence-transformers): calibration.json is written into it")
     p.add_argument("--data", required=True, help="labelled pairs to fit on (a reranking file, not the training data)")
     p.add_argument("--test", help="another labelled file to measure the calibration on (default: none)")
-    p.add_argument("--format", default="pos_neg", choices=["pos_neg", "hits", "pointwise"], help="the files' format")
-    p.add_argument("--columns", type=parse_columns, help="keys named otherwise: ours=theirs,...")
-    p.add_argument("--label-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="graded labels' range")
-    p.add_argument("--max-queries", type=int, help="the first N queries of each file (default: all)")
+    add_labelled_file_options(p)
     p.add_argument("--target-recall", type=float, help="print the threshold that keeps this share of the relevant pairs")
-    p.add_argument("--batch-size", type=int, default=64, help="scoring batch")
-    p.add_argument("--max-length", type=int, help="tokens per (query, document) (default: the model's)")
-    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="scoring autocast (default: fp32 on CPU)")
+    add_scoring_options(p)
     return p
 
 

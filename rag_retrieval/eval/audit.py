@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 from ..data.inputs import iter_records, map_columns
-from ..data.io import DataError, to_example, validate_record
-from ..data.labels import scale
+from ..data.io import DataError, to_example
+from .evaluators import labelled_records
 
 
 @dataclass
@@ -50,14 +50,9 @@ def read_groups(path: str, fmt: str, columns: Optional[dict] = None, label_range
                 max_queries: Optional[int] = None) -> list:
     """``[(query, [pairs])]``: a pos_neg or hits record is one query's group, pointwise records of a
     query are one group (in the order first seen). Every bad record is listed (file:line)."""
-    groups, order, problems = {}, [], []
-    for where, record, errors in iter_records(path, columns):
-        errors = errors or validate_record(record, fmt)
-        if errors:
-            problems.extend(f"{where}: {e}" for e in errors)
-            continue
-        ex = to_example(record, fmt)
-        labels = [scale(v, label_range) for v in ex.labels]
+    groups, order = {}, []
+    for where, record, ex in labelled_records(path, fmt, columns, label_range):
+        labels = ex.labels
         if fmt == "pos_neg":
             n_pos = len(record["pos"])
             pairs = [_Pair(where, i if i < n_pos else i - n_pos, "pos" if i < n_pos else "neg", d, v)
@@ -73,8 +68,6 @@ def read_groups(path: str, fmt: str, columns: Optional[dict] = None, label_range
             groups[key] = (ex.query, [])
             order.append(key)
         groups[key][1].extend(pairs)
-    if problems:
-        raise DataError(f"{len(problems)} bad record(s):\n  " + "\n  ".join(problems[:20]))
     if not order:
         raise DataError(f"{path}: no record to audit")
     return [groups[k] for k in order]

@@ -23,6 +23,28 @@ from .retrieval import RetrievalEvaluator
 logger = logging.getLogger(__name__)
 
 
+def labelled_records(path: str, fmt: str, columns: Optional[dict] = None,
+                     label_range: Optional[Sequence[float]] = None) -> list:
+    """``[(where, record, example)]`` of every record of ``path`` (keys renamed by ``columns``, labels
+    scaled by ``label_range``).
+
+    Raises:
+        DataError: every bad record, as file:line (up to 20 listed).
+    """
+    out, problems = [], []
+    for where, record, errors in iter_records(path, columns):
+        errors = errors or validate_record(record, fmt)
+        if errors:
+            problems.extend(f"{where}: {e}" for e in errors)
+            continue
+        ex = to_example(record, fmt)
+        ex.labels = [scale(v, label_range) for v in ex.labels]
+        out.append((where, record, ex))
+    if problems:
+        raise DataError(f"{len(problems)} bad record(s) in {path}:\n  " + "\n  ".join(problems[:20]))
+    return out
+
+
 def read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Optional[dict] = None,
                    label_range: Optional[Sequence[float]] = None) -> list:
     """The evaluation queries of ``path``, labels scaled by ``label_range``; pointwise records of
@@ -31,14 +53,8 @@ def read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Opti
     Raises:
         DataError: bad records (file:line), or no document labelled > 0 (relevant) anywhere.
     """
-    out, problems, seen = [], [], {}
-    for where, record, errors in iter_records(path, columns):
-        errors = errors or validate_record(record, fmt)
-        if errors:
-            problems.extend(f"{where}: {e}" for e in errors)
-            continue
-        ex = to_example(record, fmt)
-        ex.labels = [scale(v, label_range) for v in ex.labels]
+    out, seen = [], {}
+    for _, _, ex in labelled_records(path, fmt, columns, label_range):
         if fmt == "pointwise" and ex.query in seen:  # one document per record: a query's records are one list
             group = seen[ex.query]
             group.docs, group.labels = group.docs + ex.docs, group.labels + ex.labels
@@ -49,8 +65,6 @@ def read_examples(path: str, fmt: str, max_queries: Optional[int], columns: Opti
             break
         seen[ex.query] = ex
         out.append(ex)
-    if problems:
-        raise DataError(f"{len(problems)} problem(s) in evaluation file:\n  " + "\n  ".join(problems[:20]))
     if out and not any(v > 0 for ex in out for v in ex.labels):
         kind = label_kind(v for ex in out for v in ex.labels)
         raise DataError(f"{path}: no document is labelled > 0 (relevant), the labels are {kind}; evaluation counts a "

@@ -38,3 +38,18 @@ def parse_columns(text: str) -> dict:
     if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
         raise argparse.ArgumentTypeError(f"expected ours=theirs,..., e.g. query=question,pos=answer; got {text!r}")
     return {ours.strip(): theirs.strip() for ours, theirs in pairs}
+
+
+def add_labelled_file_options(p: argparse.ArgumentParser) -> None:
+    """``--format``, ``--columns``, ``--label-range``, ``--max-queries`` of a command reading labelled pairs."""
+    p.add_argument("--format", default="pos_neg", choices=["pos_neg", "hits", "pointwise"], help="the files' format")
+    p.add_argument("--columns", type=parse_columns, help="keys named otherwise: ours=theirs,...")
+    p.add_argument("--label-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="graded labels' range")
+    p.add_argument("--max-queries", type=int, help="the first N queries of each file (default: all)")
+
+
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """``--batch-size``, ``--max-length``, ``--dtype`` of a command that scores pairs with a model."""
+    p.add_argument("--batch-size", type=int, default=64, help="scoring batch")
+    p.add_argument("--max-length", type=int, help="tokens per passage / pair (default: the model's)")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="scoring autocast (default: fp32 on CPU)")
