@@ -40,7 +40,8 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
     per_query: dict = {}  # label -> ({metric: [values]}, {metric: [query texts]}), for the paired comparison
     if cfg.eval.before_training and ready.resume is None:
         evaluate_model(ready.evaluator, model, "before", results, per_query)
-        trainer.add_callback(_LogAtStart(trainer, results["before"]))  # step 0 of the curves
+        if "before" in results:
+            trainer.add_callback(_LogAtStart(trainer, results["before"]))  # step 0 of the curves
     logger.info("training on %s", trainer.parallelism())
     output = trainer.train(resume_from_checkpoint=ready.resume)
     if cfg.model.use_lora and cfg.model.merge_lora:
