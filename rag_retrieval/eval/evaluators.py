@@ -186,10 +186,19 @@ class EvaluatorGroup:
         return "; ".join(ev.describe() for ev in self.evaluators if hasattr(ev, "describe"))
 
     def __call__(self, model) -> dict:
-        return means(self.per_query(model)[0])
+        return self.evaluate(model)[0]
+
+    def evaluate(self, model) -> tuple:
+        """``(mean metrics, {metric: [per-query values]}, {metric: [query texts]})`` in one pass."""
+        values, texts, plain = self._run(model)
+        return {**means(values), **plain}, values, texts
 
     def per_query(self, model) -> tuple:
-        """Every evaluator's :meth:`RerankEvaluator.per_query`, merged."""
+        """Every evaluator's :meth:`RerankEvaluator.per_query`, merged (a plain callable evaluator's
+        metrics have no per-query values and are left out)."""
+        return self._run(model)[:2]
+
+    def _run(self, model) -> tuple:
         key = next((k for k in ("max_length", "passage_max_len") if hasattr(model, k)), None)
         saved = getattr(model, key) if key else None
         if key and self.max_length:
@@ -198,13 +207,17 @@ class EvaluatorGroup:
         try:
             values: dict = {}
             texts: dict = {}
+            plain: dict = {}  # metrics of evaluators that are plain callables (model -> {metric: value})
             # FSDP2: the root's own weights are gathered once for all evaluators (they call submodules directly)
             with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16), root_unsharded(model):
                 for ev in self.evaluators:
-                    v, t = ev.per_query(model)
-                    values.update(v)
-                    texts.update(t)
-            return values, texts
+                    if hasattr(ev, "per_query"):
+                        v, t = ev.per_query(model)
+                        values.update(v)
+                        texts.update(t)
+                    else:
+                        plain.update(ev(model))
+            return values, texts, plain
         finally:
             if key:
                 setattr(model, key, saved)

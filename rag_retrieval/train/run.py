@@ -10,7 +10,6 @@ from transformers import TrainerCallback
 
 from ..errors import run_command
 from ..eval.evaluators import dump_metrics, format_table
-from ..eval.metrics import means
 from ..eval.significance import compare, format_comparisons, headline, worst_regressions
 from ..utils.dist import finish
 from .card import write_card
@@ -67,8 +66,7 @@ def evaluate_model(evaluator, model, label: str, results: dict, per_query: Optio
     writers open then)."""
     if evaluator is not None:
         logger.info("evaluating the model %s training: %s ...", label, evaluator.describe())
-        values, texts = evaluator.per_query(model)
-        results[label] = means(values)
+        results[label], values, texts = evaluator.evaluate(model)
         if trainer is not None:
             trainer.log(as_eval_logs(results[label]))
         if per_query is not None:
