@@ -8,7 +8,9 @@ a few to several hundred tokens), same max_length and batch size (ours also caps
 padded tokens on CPU, its default), fp32 on CPU. Each library runs in its own process (clean peak
 memory), after one warm-up batch; the clock covers tokenisation and the forward passes, and the
 fastest of ``--repeats`` passes (default 2) counts for every library. Scores are compared with
-ours (max absolute difference). Prints a table with ratios.
+ours (max absolute difference). Prints a table with ratios, the model FLOPs of the work per second
+and their share of this machine's fp32 matmul peak, probed first (harness.matmul_peak); --device cuda
+runs it all on a GPU.
 
     .venv/bin/python benchmarks/bench_rerank.py                     # 2,000 pairs, ~4 min on 2 cores
     .venv/bin/python benchmarks/bench_rerank.py --pairs 500 --model outputs/reranker/minilm_pkgdesc
@@ -23,7 +25,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.harness import ROOT, add_common_args, print_table, run_worker, run_workers  # noqa: E402
+from benchmarks.harness import (ROOT, add_common_args, matmul_peak, model_flops, print_table, run_worker,  # noqa: E402
+                                run_workers, token_lengths)
 
 CONTENDERS = ("sentence-transformers", "FlagEmbedding", "rag-retrieval")
 
@@ -47,18 +50,18 @@ def make_scorer(which: str, args):
     if which == "rag-retrieval":
         from rag_retrieval import Reranker
 
-        model = Reranker(args.model, device="cpu", batch_size=args.batch_size, max_length=args.max_length)
+        model = Reranker(args.model, device=args.device, batch_size=args.batch_size, max_length=args.max_length)
         return lambda pairs: model.compute_score(pairs)
     if which == "sentence-transformers":
         import torch
         from sentence_transformers import CrossEncoder
 
-        model = CrossEncoder(args.model, device="cpu", max_length=args.max_length, activation_fn=torch.nn.Identity())
+        model = CrossEncoder(args.model, device=args.device, max_length=args.max_length, activation_fn=torch.nn.Identity())
         return lambda pairs: [float(s) for s in model.predict(pairs, batch_size=args.batch_size,
                                                              show_progress_bar=False)]
     from FlagEmbedding import FlagReranker
 
-    model = FlagReranker(args.model, use_fp16=False, devices="cpu", batch_size=args.batch_size,
+    model = FlagReranker(args.model, use_fp16=False, devices=args.device, batch_size=args.batch_size,
                          max_length=args.max_length)
     return lambda pairs: [float(s) for s in model.compute_score([list(p) for p in pairs])]
 
@@ -86,12 +89,13 @@ def main() -> None:
         results = run_workers(__file__, CONTENDERS, ["--model", args.model, "--data", args.data, "--pairs",
                                                      str(args.pairs), "--max-length", str(args.max_length),
                                                      "--batch-size", str(args.batch_size), "--repeats",
-                                                     str(args.repeats)], tmp, args.rounds)
+                                                     str(args.repeats), "--device", args.device], tmp, args.rounds)
+        flops = model_flops(args.model, token_lengths(args.model, load_pairs(args.data, args.pairs), args.max_length))
 
     print_table(results, CONTENDERS,
                 f"Cross-encoder inference, {len(results['rag-retrieval']['result'])} pairs of data/pkgdesc test "
                 f"candidates, max_length {args.max_length}, batch {args.batch_size}",
-                "pairs", args)
+                "pairs", args, flops, matmul_peak("float32", args.device))
 
 
 if __name__ == "__main__":

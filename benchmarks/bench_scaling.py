@@ -41,11 +41,21 @@ CONFIGS = {  # kind -> (CPU config, GPU config)
 
 
 def train_metrics(output: str) -> dict:
-    """The Trainer's final metrics dict (train_runtime, ..., memory) from the run's log."""
+    """The Trainer's final metrics (train_runtime, ..., memory) from the run's log: its dict, or the
+    progress line's ``key value`` pairs (the logger's form when the output is not a terminal)."""
     for line in reversed(output.splitlines()):
         if "'train_runtime'" in line:
             text = line[line.index("{"): line.rindex("}") + 1]
             return {k: float(v) for k, v in ast.literal_eval(text).items()}
+        if "train_runtime " in line:
+            words = line[line.index("train_runtime "):].split()
+            out = {}
+            for key, value in zip(words[::2], words[1::2]):
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    break
+            return out
     raise RuntimeError("no train_runtime in the run's output:\n" + output[-3000:])
 
 
@@ -96,10 +106,12 @@ def main() -> None:
             rows.append((kind, procs, r, r["samples_s"] / base["samples_s"]))
             print(f"{kind} x{procs}: {r['samples_s']:.1f} samples/s", file=sys.stderr)
 
-    if args.gpu:
-        import torch
+    import torch
 
+    if args.gpu and torch.cuda.is_available():
         machine = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, bf16"
+    elif args.gpu:
+        machine = "no GPU visible: the GPU configs ran on the CPU, bf16 autocast"
     else:
         machine = f"CPU, {os.cpu_count()} cores, fp32/bf16 per config"
     print(f"\nTraining throughput, {args.steps} steps, global batch {args.batch} queries, {machine}\n")

@@ -90,13 +90,15 @@ def run_ours(args, out_dir) -> float:
 
     data = fixed_groups(args, out_dir, args.group - 1)
     return train_seconds(lambda: main(["--config", "configs/reranker/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}",
+          f"model.model_name_or_path={args.model}",
           f"data.group_size={args.group}", f"data.passage_max_len={args.max_length}", "loss.name=bce",
           "eval.rerank_path=null", f"train.output_dir={out_dir}/model", f"train.max_steps={args.steps}",
           f"train.per_device_train_batch_size={args.batch_queries}", f"train.learning_rate={args.lr}",
           "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000", "train.disable_tqdm=true",
           "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
           f"data.length_buckets={args.length_buckets}", f"train.head_learning_rate={args.head_lr or args.lr}",
-          f"train.bf16={str(args.bf16).lower()}", "model.config_overrides=null", "eval.max_length=null"]))
+          f"train.bf16={str(args.bf16).lower()}", "model.config_overrides=null", "eval.max_length=null",
+          f"train.use_cpu={str(args.device == 'cpu').lower()}"]))
 
 
 def run_sentence_transformers(args, out_dir) -> float:
@@ -111,11 +113,11 @@ def run_sentence_transformers(args, out_dir) -> float:
     rows = pairs_from(args.train, args.train_queries, args.group)
     ds = datasets.Dataset.from_dict({"query": [r[0] for r in rows], "doc": [r[1] for r in rows],
                                      "label": [r[2] for r in rows]})
-    model = CrossEncoder(resolve_model_path("minilm"), num_labels=1, max_length=args.max_length, device="cpu")
+    model = CrossEncoder(resolve_model_path(args.model), num_labels=1, max_length=args.max_length, device=args.device)
     targs = CrossEncoderTrainingArguments(
         output_dir=f"{out_dir}/st", per_device_train_batch_size=args.batch_queries * args.group,
         learning_rate=args.lr, max_steps=args.steps, warmup_steps=0, lr_scheduler_type="linear", seed=42,
-        use_cpu=True, report_to="none", save_strategy="no", logging_steps=1000, disable_tqdm=True,
+        use_cpu=args.device == "cpu", report_to="none", save_strategy="no", logging_steps=1000, disable_tqdm=True,
         dataloader_drop_last=True, bf16=args.bf16)
     trainer = CrossEncoderTrainer(model=model, args=targs, train_dataset=ds, loss=BinaryCrossEntropyLoss(model))
     seconds = train_seconds(lambda: trainer.train())
@@ -128,12 +130,14 @@ def run_ours_embedding(args, out_dir) -> float:
 
     data = fixed_groups(args, out_dir, 1)
     return train_seconds(lambda: main(["--config", "configs/embedding/minilm_pkgdesc_cpu.yaml", f"data.train_path={data}", "data.group_size=2",
+          f"model.model_name_or_path={args.model}",
           "data.max_examples=null", f"data.query_max_len={args.max_length}", f"data.passage_max_len={args.max_length}",
           "loss.matryoshka_dims=null", "loss.temperature=0.05", "eval.rerank_path=null", f"train.output_dir={out_dir}/model",
           f"train.max_steps={args.steps}", f"train.per_device_train_batch_size={args.batch_queries}",
           f"train.learning_rate={args.lr}", "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000",
           "train.disable_tqdm=true", "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
-          f"train.bf16={str(args.bf16).lower()}", f"model.attn_implementation={args.attn or 'null'}"]))
+          f"train.bf16={str(args.bf16).lower()}", f"model.attn_implementation={args.attn or 'null'}",
+          f"train.use_cpu={str(args.device == 'cpu').lower()}"]))
 
 
 def run_sentence_transformers_embedding(args, out_dir) -> float:
@@ -149,11 +153,12 @@ def run_sentence_transformers_embedding(args, out_dir) -> float:
     ds = datasets.Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["pos"][0] for r in rows],
                                      "negative": [r["neg"][0] for r in rows]})
     kwargs = {"attn_implementation": args.attn} if args.attn else {}
-    model = SentenceTransformer(resolve_model_path("minilm"), device="cpu", model_kwargs=kwargs)
+    model = SentenceTransformer(resolve_model_path(args.model), device=args.device, model_kwargs=kwargs)
     model.max_seq_length = args.max_length
     targs = SentenceTransformerTrainingArguments(
         output_dir=f"{out_dir}/st", per_device_train_batch_size=args.batch_queries, learning_rate=args.lr,
-        max_steps=args.steps, warmup_steps=0, lr_scheduler_type="linear", seed=42, use_cpu=True, report_to="none",
+        max_steps=args.steps, warmup_steps=0, lr_scheduler_type="linear", seed=42, use_cpu=args.device == "cpu",
+        report_to="none",
         save_strategy="no", logging_steps=1000, disable_tqdm=True, dataloader_drop_last=True, bf16=args.bf16)
     trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=ds,
                                          loss=MultipleNegativesRankingLoss(model, scale=20.0))
@@ -171,18 +176,37 @@ def worker(which: str, args) -> None:
     out_dir = args.out_dir
     seconds = RUNNERS[args.kind, which](args, out_dir)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import torch
+
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if args.device != "cpu" else None
     from rag_retrieval.eval.evaluators import RerankEvaluator
     from rag_retrieval.models import BiEncoder, CrossEncoder
 
     if args.kind == "embedding":
-        model = BiEncoder.from_pretrained(f"{out_dir}/model", passage_max_len=args.max_length)
+        model = BiEncoder.from_pretrained(f"{out_dir}/model", passage_max_len=args.max_length).to(args.device)
         pairs = args.steps * args.batch_queries * 2
     else:
-        model = CrossEncoder.from_pretrained(f"{out_dir}/model", max_length=args.max_length)
+        model = CrossEncoder.from_pretrained(f"{out_dir}/model", max_length=args.max_length).to(args.device)
         pairs = args.steps * args.batch_queries * args.group
     metrics = RerankEvaluator(args.test, args.eval_queries, k_values=[10], name="")(model)
     print("RESULT " + json.dumps({"seconds": seconds, "pairs_per_s": pairs / seconds, "peak_rss_mb": peak_mb,
-                                  "mrr@10": metrics["mrr@10"]}), flush=True)
+                                  "peak_gpu_mb": gpu_mb, "mrr@10": metrics["mrr@10"]}), flush=True)
+
+
+def training_flops(args) -> float:
+    """Model FLOPs of the whole run (forward and backward of every text or pair it trains on, real
+    tokens only; both trainers see the same examples, each once): harness.model_flops."""
+    from benchmarks.harness import model_flops, token_lengths
+    from rag_retrieval.models.hub import resolve_model_path
+
+    model = resolve_model_path(args.model)
+    if args.kind == "embedding":
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = [json.loads(line) for line in open(fixed_groups(args, tmp, 1))]
+        texts = [r["query"] for r in rows] + [r["pos"][0] for r in rows] + [r["neg"][0] for r in rows]
+    else:
+        texts = [(q, d) for q, d, _ in pairs_from(args.train, args.train_queries, args.group)]
+    return model_flops(model, token_lengths(model, texts, args.max_length), backward=True)
 
 
 def main() -> None:
@@ -201,6 +225,9 @@ def main() -> None:
     parser.add_argument("--length-buckets", type=int, default=4, help="ours: length-bucketed sub-batches (1 = off)")
     parser.add_argument("--head-lr", type=float, help="ours: learning rate of the new head (default: --lr)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast in both trainers (CPUs with bf16 units)")
+    parser.add_argument("--model", default="minilm", help="the encoder both trainers start from (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: both trainers on it")
+    parser.add_argument("--json", help="also write the table's numbers to this JSON file")
     parser.add_argument("--worker", choices=["ours", "sentence-transformers"])
     parser.add_argument("--out-dir")
     args = parser.parse_args()
@@ -224,19 +251,35 @@ def main() -> None:
         theirs = "sentence-transformers SentenceTransformerTrainer + MultipleNegativesRankingLoss"
         print(f"\nEmbedding training, MiniLM, InfoNCE (in-batch + 1 hard negative, temperature 0.05), {args.steps} "
               f"steps x {args.batch_queries} queries (max_length {args.max_length}, lr {args.lr}, {precision}, attention "
-              f"{args.attn or 'sdpa'}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} test queries\n")
+              f"{args.attn or 'sdpa'}); MRR@10 on {args.eval_queries} test queries")
     else:
         theirs = "sentence-transformers CrossEncoderTrainer"
         print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "
               f"(max_length {args.max_length}, lr {args.lr}, {precision}; ours: length_buckets {args.length_buckets}, "
-              f"head lr {args.head_lr or args.lr}), CPU threads {env['OMP_NUM_THREADS']}; MRR@10 on {args.eval_queries} "
-              f"test queries\n")
-    print("| trainer | train s | pairs/s | peak RSS MB | MRR@10 |")
-    print("|---|---|---|---|---|")
+              f"head lr {args.head_lr or args.lr}); MRR@10 on {args.eval_queries} test queries")
+    from benchmarks.harness import device_name, matmul_peak, peak_fraction
+
+    dtype = "bfloat16" if args.bf16 else "float32"
+    flops, peak = training_flops(args), matmul_peak(dtype, args.device)
+    gpu = args.device != "cpu"
+    mem = "peak GPU MB" if gpu else "peak RSS MB"
+    print(f"{device_name(args.device)}; measured {precision} matmul peak {peak / 1e9:.0f} GFLOP/s, model FLOPs of the "
+          f"run (forward + backward, real tokens) {flops / 1e9:.0f} GFLOP\n")
+    print(f"| trainer | train s | pairs/s | {mem} | GFLOP/s | % of {precision} peak | MRR@10 |")
+    print("|---|---|---|---|---|---|---|")
+    rows = {}
     for name, r in ((theirs, st), ("rag-retrieval", ours)):
-        print(f"| {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['mrr@10']:.4f} |")
+        r["peak_memory_mb"] = r["peak_gpu_mb"] if gpu else r["peak_rss_mb"]
+        print(f"| {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.1f} | {r['peak_memory_mb']:.0f} | "
+              f"{peak_fraction(flops, r['seconds'], peak)} | {r['mrr@10']:.4f} |")
+        rows[name] = dict(r, gflops=flops / r["seconds"] / 1e9, peak_fraction=flops / r["seconds"] / peak)
     print(f"| ratio (ours / theirs) | | {ours['pairs_per_s'] / st['pairs_per_s']:.2f}x | "
-          f"{ours['peak_rss_mb'] / st['peak_rss_mb']:.2f}x | {ours['mrr@10'] - st['mrr@10']:+.4f} |")
+          f"{ours['peak_memory_mb'] / st['peak_memory_mb']:.2f}x | | | {ours['mrr@10'] - st['mrr@10']:+.4f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"kind": args.kind, "device": device_name(args.device), "precision": precision,
+                       "matmul_peak_gflops": peak / 1e9, "model_gflop": flops / 1e9, "trainers": rows,
+                       "speedup": ours["pairs_per_s"] / st["pairs_per_s"]}, f, indent=1)
 
 
 if __name__ == "__main__":
