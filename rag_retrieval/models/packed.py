@@ -126,7 +126,12 @@ def _packed_forward(base: nn.Module, input_ids: torch.Tensor, attention_mask: to
     """The encoder layers of ``base`` (embeddings + encoder.layer) on the real tokens packed into one
     matrix: ``(tokens, d)`` last-layer states in row order, or with ``cls_only`` ``(batch, d)`` of the
     first tokens (the last layer then computes attention output and feed-forward for them only).
-    None when a row does not start with a real token (left padding)."""
+    None when a row does not start with a real token (left padding), and off the CPU: on a GPU the
+    padded rows cost less than the packing's extra gathers and small kernels (an H200 encoded 2,000
+    pkgdesc passages 0.85x as fast as sentence-transformers' padded forward this way), so the model's
+    own forward runs there."""
+    if input_ids.device.type != "cpu":
+        return None
     mask = attention_mask.bool()
     if not bool(mask[:, 0].all()):
         return None  # [CLS] must be the first token (right padding)
