@@ -119,3 +119,40 @@ def test_a_rule_broken_on_the_command_line_is_reported_there():
         load_config(["--config", "configs/tests/embedding_tiny.yaml", "data.format=foo"])
     with pytest.raises(ConfigError, match=r"^command line: loss.name='foo' is not valid here"):
         load_config(["--config", "configs/tests/embedding_tiny.yaml", "loss.name=foo"])
+
+
+def test_activation_checkpointing_works_with_a_transformers_that_calls_it_gradient_checkpointing(tmp_path):
+    """transformers 5.17 (a GPU machine's) has train.gradient_checkpointing only and models with
+    gradient_checkpointing_enable only: the configs' activation_checkpointing and the wrappers work there."""
+    import dataclasses
+
+    import torch
+
+    from rag_retrieval.models import BiEncoder
+    from rag_retrieval.models.weights import enable_checkpointing
+
+    @dataclasses.dataclass
+    class OlderArguments(RetrievalTrainingArguments):  # the field list of a release without the new name
+        pass
+
+    names = [f for f in dataclasses.fields(RetrievalTrainingArguments) if not f.name.startswith("activation_")]
+    OlderArguments.__dataclass_fields__ = {f.name: f for f in names}
+    cfg = load(["--config", "configs/tests/embedding_tiny.yaml", "train.activation_checkpointing=true",
+                f"train.output_dir={tmp_path}"], "embedding", OlderArguments)
+    assert cfg.train.gradient_checkpointing is True
+
+    class Older(torch.nn.Module):  # a model of that release: the old method name only
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+            self.calls.append(gradient_checkpointing_kwargs)
+
+    older = Older()
+    enable_checkpointing(older, gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert older.calls == [{"use_reentrant": False}]
+    model = BiEncoder.from_pretrained("tiny-bert")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # the 5.17 Trainer's call
+    assert model.encoder.is_activation_checkpointing if hasattr(model.encoder, "is_activation_checkpointing") else \
+        model.encoder.is_gradient_checkpointing

@@ -71,8 +71,17 @@ class Source:
         return self(*match.groups()) if match else self.path
 
 
+# train keys under the name a newer transformers gives them -> the name older releases know (5.17 has
+# only gradient_checkpointing; later releases call it activation_checkpointing, the old name an alias)
+RENAMED_TRAIN_KEYS = {"activation_checkpointing": "gradient_checkpointing",
+                      "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs"}
+
+
 def _build(cls, section: str, values: dict, source: Source):
     valid = field_names(cls)
+    if section == "train":  # the configs' newer names work with the transformers installed
+        values = {(RENAMED_TRAIN_KEYS[k] if k in RENAMED_TRAIN_KEYS and k not in valid and
+                   RENAMED_TRAIN_KEYS[k] in valid else k): v for k, v in values.items()}
     for key in values:
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)

@@ -16,7 +16,8 @@ from .packed import packed_embeddings
 from .pooling import POOLING_MODES, pool, truncate_and_normalize
 from .st_format import ST_POOLING_KEYS, read_sentence_transformers_config  # noqa: F401  (imported from here too)
 from .st_format import sentence_transformers_files, write_sentence_transformers_files
-from .weights import load_encoder_weights, load_kwargs, maybe_wrap_lora, no_split_modules, save_encoder, strip_prefix
+from .weights import (enable_checkpointing, load_encoder_weights, load_kwargs, maybe_wrap_lora, no_split_modules,
+                      save_encoder, strip_prefix)
 
 class DualEncoder(nn.Module):
     """What models that encode queries and passages apart share (:class:`BiEncoder`, ColBERT):
@@ -62,10 +63,11 @@ class DualEncoder(nn.Module):
                           for i in range(0, rows, n)])
 
     def activation_checkpointing_enable(self, **kwargs):
-        """Called by the Trainer for ``train.gradient_checkpointing``; forwarded to the transformer."""
-        self.encoder.activation_checkpointing_enable(**kwargs)
-        if hasattr(self.encoder, "enable_input_require_grads"):  # LoRA: frozen embeddings need this
-            self.encoder.enable_input_require_grads()
+        """Called by the Trainer for ``train.activation_checkpointing`` (``gradient_checkpointing`` in older
+        transformers, which calls the alias below); forwarded to the transformer."""
+        enable_checkpointing(self.encoder, **kwargs)
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
 
 
 class BiEncoder(DualEncoder):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..utils.batching import length_batches
-from .weights import load_encoder_weights, no_split_modules
+from .weights import enable_checkpointing, load_encoder_weights, no_split_modules
 
 
 class PairScorer(nn.Module):
@@ -59,10 +59,11 @@ class PairScorer(nn.Module):
         return out.tolist()
 
     def activation_checkpointing_enable(self, **kwargs):
-        """Called by the Trainer for ``train.gradient_checkpointing``."""
-        self.model.activation_checkpointing_enable(**kwargs)
-        if hasattr(self.model, "enable_input_require_grads"):
-            self.model.enable_input_require_grads()
+        """Called by the Trainer for ``train.activation_checkpointing`` (``gradient_checkpointing`` in older
+        transformers, which calls the alias below); forwarded to the transformer."""
+        enable_checkpointing(self.model, **kwargs)
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
 
     def load_weights(self, checkpoint_dir: str) -> None:
         """Load weights saved by ``save_pretrained`` (resume, best model)."""

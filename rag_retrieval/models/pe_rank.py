@@ -24,8 +24,9 @@ from .bi_encoder import BiEncoder
 from .hub import resolve_model_path
 from .pe_rank_tokens import (Projector, embed_segments, greedy_permutation, listwise_scores, pad_right, prompt_segments,
                              step_logits, window_spans)
-from .weights import (load_auto_model, load_encoder_weights, load_kwargs, load_tokenizer, maybe_wrap_lora,
-                      no_split_modules, read_settings, save_encoder, strip_prefix, unwrap_peft, write_settings)
+from .weights import (enable_checkpointing, load_auto_model, load_encoder_weights, load_kwargs, load_tokenizer,
+                      maybe_wrap_lora, no_split_modules, read_settings, save_encoder, strip_prefix, unwrap_peft,
+                      write_settings)
 
 LLM_DIR, EMBEDDER_DIR = "llm", "embedder"
 NEW_PARTS = ("embedder", "projector_hidden")  # what only a new model takes (a saved one has both)
@@ -239,10 +240,11 @@ class PERank(nn.Module):
         return out
 
     def activation_checkpointing_enable(self, **kwargs):
-        """Called by the Trainer for ``train.gradient_checkpointing``."""
-        self.llm.activation_checkpointing_enable(**kwargs)
-        if hasattr(self.llm, "enable_input_require_grads"):
-            self.llm.enable_input_require_grads()
+        """Called by the Trainer for ``train.activation_checkpointing`` (``gradient_checkpointing`` in older
+        transformers, which calls the alias below); forwarded to the transformer."""
+        enable_checkpointing(self.llm, **kwargs)
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
 
     # ---- inference -----------------------------------------------------------------------
     @torch.inference_mode()

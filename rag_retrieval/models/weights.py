@@ -237,3 +237,17 @@ def load_encoder_weights(model: nn.Module, checkpoint_dir: str) -> None:
         return
     raise FileNotFoundError(f"no model weights ({ADAPTER_FILE} or model.safetensors) in {checkpoint_dir}")
 
+
+def enable_checkpointing(model, **kwargs) -> None:
+    """Activation checkpointing on a transformers model, under the name the installed transformers
+    uses: ``activation_checkpointing_enable(activation_checkpointing_kwargs=...)`` in newer releases,
+    ``gradient_checkpointing_enable(gradient_checkpointing_kwargs=...)`` before (5.17); then inputs that
+    require grads where the embeddings are frozen (LoRA). The wrappers' own ``*_checkpointing_enable``,
+    which the Trainer calls under either name, come here."""
+    options = kwargs.get("activation_checkpointing_kwargs", kwargs.get("gradient_checkpointing_kwargs"))
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+    if hasattr(model, "enable_input_require_grads"):  # LoRA: frozen embeddings need this
+        model.enable_input_require_grads()

@@ -31,6 +31,9 @@ class RetrievalTrainingArguments(TrainingArguments):
       in memory, the same gradients); 0 or None: off.
     - ``model_card``: README.md written into output_dir after training (rag_retrieval.train.card):
       ``auto`` (keeps a README.md this project did not write), ``overwrite``, ``off``.
+    - ``push_to_hub`` (with ``hub_model_id``, ``hub_token``, ``hub_private_repo``, ``hub_revision``):
+      the finished folder goes up in one commit after the final save and the card
+      (rag_retrieval.train.hub); kept here as ``push_final``, the Trainer's own pushing stays off.
     """
 
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished model in output_dir"})
@@ -58,3 +61,4 @@ class RetrievalTrainingArguments(TrainingArguments):
         if self.bf16 == "auto":
             self.bf16 = bf16_supported(bool(self.use_cpu))
         super().__post_init__()
+        self.push_final, self.push_to_hub = bool(self.push_to_hub), False  # pushed by train.hub, last

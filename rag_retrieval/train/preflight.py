@@ -24,6 +24,7 @@ from ..kinds import SETTINGS_FILE
 from ..models.hub import check_model, resolve_model_path
 from ..models.weights import adapter_base, model_source
 from ..utils.quiet import quiet_deepspeed, quiet_libraries
+from .hub import check_push
 
 logger = logging.getLogger(__name__)
 # encoders whose position table has two extra slots for the padding offset
@@ -45,6 +46,7 @@ def preflight(cfg) -> Ready:
     quiet_libraries(logging.INFO if cfg.train.process_index == 0 else logging.WARNING)
     quiet_deepspeed()
     check_output_dir(cfg.train)
+    check_push(cfg.train)
     if cfg.train.grad_cache_chunk and cfg.kind not in GRAD_CACHE_KINDS:
         raise ConfigError(f"train.grad_cache_chunk applies to the {' and '.join(GRAD_CACHE_KINDS)} kinds (texts encoded "
                           f"apart), not to {cfg.kind}: remove it")

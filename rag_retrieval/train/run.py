@@ -13,6 +13,7 @@ from ..eval.evaluators import dump_metrics, format_table
 from ..eval.significance import compare, format_comparisons, headline, worst_regressions
 from ..utils.dist import finish
 from .card import write_card
+from .hub import push_to_hub
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def train_and_report(cfg, trainer, model, ready) -> dict:
     if cfg.train.process_index == 0:
         examples = len(trainer.train_dataset) if hasattr(trainer.train_dataset, "__len__") else None
         write_card(cfg, results, {"global_step": output.global_step, **(output.metrics or {})}, examples, comparisons)
+        push_to_hub(cfg, output.global_step)
     shutdown(cfg)
     return results
 

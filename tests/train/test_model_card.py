@@ -63,3 +63,49 @@ def test_loss_parts_and_ranking_metrics_reach_tensorboard_as_curves(tmp_path):
     assert [e.step for e in tags["train/loss"]] == [1, 2, 3, 4]
     assert any(tag.startswith("train/loss/dim_") for tag in tags) and "train/learning_rate" in tags
     assert [e.step for e in tags["eval/rerank_mrr@10"]] == [0, 4]  # before training and after
+
+
+def wandb_history(folder) -> list:
+    """The history rows ({key: value}) of the offline wandb run files under ``folder``: the .wandb file is
+    a LevelDB-style log (7-byte header, 32 KiB blocks of crc/length/type chunks) of protobuf Records."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    rows = []
+    for path in folder.rglob("*.wandb"):
+        data, pos, buf, block = path.read_bytes(), 7, b"", 32768
+        while pos + 7 <= len(data):
+            left = block - pos % block
+            if left < 7:
+                pos += left
+                continue
+            _, length, kind = struct.unpack("<IHB", data[pos: pos + 7])
+            pos += 7
+            if kind == 0 and length == 0:  # zero padding to the block's end
+                pos += left - 7
+                continue
+            buf, pos = buf + data[pos: pos + length], pos + length
+            if kind in (1, 4):  # a whole record, or its last chunk
+                record = pb.Record()
+                record.ParseFromString(buf)
+                buf = b""
+                if record.WhichOneof("record_type") == "history":
+                    rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+    return rows
+
+
+def test_loss_parts_and_ranking_metrics_reach_wandb_offline(tmp_path, monkeypatch):
+    from rag_retrieval.train.embedding import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    (tmp_path / "wb").mkdir()
+    main(tiny_args(tmp_path / "out", "train.max_steps=3", "train.logging_steps=1", "train.report_to=[wandb]",
+                   "loss.matryoshka_dims=[32,16]"))
+    rows = wandb_history(tmp_path / "wb")
+    losses = [r["train/global_step"] for r in rows if "train/loss" in r]
+    assert losses == [1, 2, 3] and any(k.startswith("train/loss/dim_") for r in rows for k in r)
+    assert any("train/learning_rate" in r for r in rows)
+    assert [r["train/global_step"] for r in rows if "eval/rerank_mrr@10" in r] == [0, 3]  # before and after
