@@ -19,9 +19,17 @@ KINDS = {  # kind -> (config, library_name)
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_writes_a_card_with_its_metadata_and_metrics(kind, tmp_path):
+    """... and its TensorBoard events hold the loss and the ranking metrics as curves."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     config, library = KINDS[kind]
     main = importlib.import_module(f"rag_retrieval.train.{kind}").main
-    results = main(tiny_args(tmp_path, "train.max_steps=2", config=config))
+    results = main(tiny_args(tmp_path, "train.max_steps=2", "train.logging_steps=1", "train.report_to=[tensorboard]",
+                             config=config))
+    events = [EventAccumulator(str(p.parent)).Reload() for p in tmp_path.rglob("events.out.tfevents*")]
+    tags = {tag: acc.Scalars(tag) for acc in events for tag in acc.Tags()["scalars"]}
+    assert [e.step for e in tags["train/loss"]] == [1, 2]
+    assert [e.step for e in tags["eval/rerank_mrr@10"]][-1] == 2  # the evaluation after training
     card = ModelCard.load(str(tmp_path / "README.md"))
     data = card.data.to_dict()
     assert data["library_name"] == library and "rag-retrieval" in data["tags"] and kind in data["tags"]
