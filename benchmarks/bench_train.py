@@ -13,7 +13,8 @@ pad tokens) and can give the new head its own rate (--head-lr; default: the body
 first queries, same loss (InfoNCE over in-batch and hard negatives, scale 20 = temperature 0.05),
 batch, learning rate, schedule, precision, steps and truncation (--max-length for queries and passages
 alike, as sentence-transformers has one); pairs/s counts each query's two labelled pairs (positive and
-hard negative), the same for both.
+hard negative), the same for both. Ours splits queries and passages into --length-buckets sub-batches
+of similar length too (same vectors and loss, fewer pad tokens).
 
 Each trainer runs in its own process (clean peak memory) and is timed by its own Trainer (train_runtime:
 model loading and data reading left out); the trained models are then scored by the
@@ -137,6 +138,7 @@ def run_ours_embedding(args, out_dir) -> float:
           f"train.learning_rate={args.lr}", "train.warmup_steps=0", "train.save_strategy=no", "train.logging_steps=1000",
           "train.disable_tqdm=true", "train.lr_scheduler_type=linear", "train.seed=42", "train.overwrite_output_dir=true",
           f"train.bf16={str(args.bf16).lower()}", f"model.attn_implementation={args.attn or 'null'}",
+          f"data.length_buckets={args.length_buckets}",
           f"train.use_cpu={str(args.device == 'cpu').lower()}"]))
 
 
@@ -251,7 +253,7 @@ def main() -> None:
         theirs = "sentence-transformers SentenceTransformerTrainer + MultipleNegativesRankingLoss"
         print(f"\nEmbedding training, MiniLM, InfoNCE (in-batch + 1 hard negative, temperature 0.05), {args.steps} "
               f"steps x {args.batch_queries} queries (max_length {args.max_length}, lr {args.lr}, {precision}, attention "
-              f"{args.attn or 'sdpa'}); MRR@10 on {args.eval_queries} test queries")
+              f"{args.attn or 'sdpa'}; ours: length_buckets {args.length_buckets}); MRR@10 on {args.eval_queries} test queries")
     else:
         theirs = "sentence-transformers CrossEncoderTrainer"
         print(f"\nReranker training, MiniLM + new head, BCE, {args.steps} steps x {args.batch_queries * args.group} pairs "

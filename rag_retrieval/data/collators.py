@@ -14,7 +14,9 @@ class EmbeddingCollator:
 
     Returns ``{"features": {"query": ..., "passage": ...}, "targets": {"teacher_scores": (B, G)?}}``;
     passages are flattened query-major, (B*G) rows. A record's ``prompt`` replaces the
-    query instruction for that query.
+    query instruction for that query. With ``length_buckets > 1`` queries and passages are each
+    split into that many sub-batches of similar length (:func:`split_by_length`): the same vectors
+    and loss, fewer pad tokens.
     """
 
     tokenizer: object
@@ -23,12 +25,14 @@ class EmbeddingCollator:
     query_instruction: str = ""
     passage_instruction: str = ""
     pad_to_multiple_of: int | None = None
+    length_buckets: int = 1
 
     def _tokenize(self, texts, max_length):
-        return self.tokenizer(
+        features = self.tokenizer(
             texts, padding=True, truncation=True, max_length=max_length,
             pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt",
         )
+        return split_by_length(features, self.length_buckets) if self.length_buckets > 1 else features
 
     def __call__(self, items: list) -> dict:
         queries = [(it.get("prompt") if it.get("prompt") is not None else self.query_instruction) + it["query"]

@@ -10,7 +10,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from .. import kinds
-from ..utils.batching import length_batches
+from ..utils.batching import length_batches, merge_chunks
 from .hub import resolve_model_path
 from .packed import packed_embeddings
 from .pooling import POOLING_MODES, pool, truncate_and_normalize
@@ -37,12 +37,14 @@ class DualEncoder(nn.Module):
 
     def forward(self, query: Optional[dict] = None, passage: Optional[dict] = None) -> dict:
         """Returns ``{"q_reps": embed(query), "p_reps": embed(passage)}`` for the inputs given
-        (passages (B*G) rows, query-major)."""
+        (passages (B*G) rows, query-major). Inputs split into length buckets
+        (:func:`~rag_retrieval.utils.batching.split_by_length`, ``data.length_buckets``) are embedded
+        bucket by bucket and put back in row order: the same vectors, fewer pad tokens."""
         out = {}
         if query is not None:
-            out["q_reps"] = self._embed_cached(query)
+            out["q_reps"] = merge_chunks(lambda **f: self._embed_cached(f), query)  # length buckets, if split
         if passage is not None:
-            out["p_reps"] = self._embed_cached(passage)
+            out["p_reps"] = merge_chunks(lambda **f: self._embed_cached(f), passage)
         return out
 
     def _embed_cached(self, features: dict) -> torch.Tensor:

@@ -24,7 +24,8 @@ def main(argv=None, kind: str = "embedding") -> dict:
     model.grad_cache_chunk = cfg.train.grad_cache_chunk or 0
     dataset = build_grouped_dataset(ready.examples, cfg.data, cfg.train)
     collator = EmbeddingCollator(model.tokenizer, cfg.data.query_max_len, cfg.data.passage_max_len,
-                                 model.query_instruction, model.passage_instruction)
+                                 model.query_instruction, model.passage_instruction,
+                                 length_buckets=cfg.data.length_buckets)
     loss = build_embedding_loss(cfg.loss, normalize=model.normalize)
     trainer = RetrievalTrainer(model=model, args=cfg.train, train_dataset=dataset, data_collator=collator,
                                loss_fn=loss, evaluator=ready.evaluator)

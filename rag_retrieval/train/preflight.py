@@ -29,6 +29,7 @@ from .hub import check_push
 logger = logging.getLogger(__name__)
 # encoders whose position table has two extra slots for the padding offset
 GRAD_CACHE_KINDS = ("embedding", "colbert")  # models whose loss reads vectors encoded apart (DualEncoder)
+LENGTH_BUCKET_KINDS = ("embedding", "reranker", "llm_reranker")  # collators that split a batch by length
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "bart": 2, "mbart": 2}
 
 
@@ -50,6 +51,9 @@ def preflight(cfg) -> Ready:
     if cfg.train.grad_cache_chunk and cfg.kind not in GRAD_CACHE_KINDS:
         raise ConfigError(f"train.grad_cache_chunk applies to the {' and '.join(GRAD_CACHE_KINDS)} kinds (texts encoded "
                           f"apart), not to {cfg.kind}: remove it")
+    if cfg.data.length_buckets > 1 and cfg.kind not in LENGTH_BUCKET_KINDS:
+        raise ConfigError(f"data.length_buckets applies to the {', '.join(LENGTH_BUCKET_KINDS)} kinds, not to {cfg.kind}: "
+                          f"remove it")
     check_launcher(cfg)
     resume = resolve_resume(cfg.train)
     check_models(cfg)

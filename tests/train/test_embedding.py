@@ -79,3 +79,44 @@ def test_deepspeed_zero2_two_processes(tmp_path):
     from sentence_transformers import SentenceTransformer
 
     assert SentenceTransformer(str(tmp_path), device="cpu").encode(["x"]).shape == (1, 32)
+
+
+@pytest.mark.parametrize("grad_cache", [0, 3])
+def test_length_buckets_give_the_same_vectors_loss_and_gradients(grad_cache):
+    from rag_retrieval.config import LossArgs
+    from rag_retrieval.data.collators import EmbeddingCollator
+    from rag_retrieval.losses import build_embedding_loss
+    from rag_retrieval.models import BiEncoder
+
+    torch.manual_seed(0)
+    model = BiEncoder.from_pretrained("tiny-bert")
+    model.grad_cache_chunk = grad_cache  # buckets compose with gradient caching
+    items = [{"query": f"query {k} " + "word " * k, "passages": [f"passage {k} " + "text " * (3 * k), "short one"]}
+             for k in range(6)]
+    loss_fn = build_embedding_loss(LossArgs(name="infonce", temperature=0.05), normalize=model.normalize)
+    results = []
+    for buckets in (1, 2, 3):
+        batch = EmbeddingCollator(model.tokenizer, 32, 64, length_buckets=buckets)(items)
+        if buckets > 1:
+            chunks = batch["features"]["passage"]["chunks"]
+            assert len(chunks) == buckets and sum(c["input_ids"].numel() for c in chunks) < 12 * 30
+        model.zero_grad()
+        out = model(**batch["features"])
+        loss = loss_fn(**out, **batch["targets"])
+        loss = loss["loss"] if isinstance(loss, dict) else loss
+        loss.backward()
+        grad = model.encoder.encoder.layer[0].attention.self.query.weight.grad.clone()
+        results.append((out["q_reps"].detach(), out["p_reps"].detach(), loss.detach(), grad))
+    for q, p, loss, grad in results[1:]:
+        assert torch.allclose(q, results[0][0], atol=1e-5) and torch.allclose(p, results[0][1], atol=1e-5)
+        assert torch.allclose(loss, results[0][2], atol=1e-5)
+        assert torch.allclose(grad, results[0][3], atol=1e-5)
+
+
+def test_length_buckets_are_refused_where_they_would_do_nothing(tmp_path):
+    from rag_retrieval.config import ConfigError
+    from rag_retrieval.train.colbert import main as colbert
+
+    with pytest.raises(ConfigError, match="data.length_buckets applies to the embedding"):
+        colbert(tiny_args(tmp_path / "out", "data.length_buckets=2", config="configs/tests/colbert_tiny.yaml"))
+    assert not (tmp_path / "out").exists()
