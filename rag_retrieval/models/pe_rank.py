@@ -240,11 +240,9 @@ class PERank(nn.Module):
         return out
 
     def activation_checkpointing_enable(self, **kwargs):
-        """Called by the Trainer for ``train.activation_checkpointing`` (``gradient_checkpointing`` in older
-        transformers, which calls the alias below); forwarded to the transformer."""
+        """The Trainer's hook for activation checkpointing (either name); forwarded to the LLM."""
         enable_checkpointing(self.llm, **kwargs)
-
-    gradient_checkpointing_enable = activation_checkpointing_enable
+    gradient_checkpointing_enable = activation_checkpointing_enable  # older transformers call this name
 
     # ---- inference -----------------------------------------------------------------------
     @torch.inference_mode()
