@@ -45,7 +45,7 @@ class Config:
         """Write the resolved config to ``output_dir/rag_retrieval_config.yaml``; returns the path."""
         output_dir = output_dir or self.train.output_dir
         os.makedirs(output_dir, exist_ok=True)
-        path = os.path.join(output_dir, "rag_retrieval_config.yaml")
+        path = os.path.join(output_dir, CONFIG_FILE)
         OmegaConf.save(OmegaConf.create(self.raw), path)
         return path
 
@@ -69,6 +69,9 @@ class Source:
         """Where the first ``section.key`` a message names came from (the file when it names none)."""
         match = re.search(rf"\b({'|'.join(SECTIONS)})\.(\w+)", message)
         return self(*match.groups()) if match else self.path
+
+
+CONFIG_FILE = "rag_retrieval_config.yaml"  # the resolved config a run saves in its output folder
 
 
 # train keys under the name a newer transformers gives them -> the name older releases know (5.17 has

@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Optional
 
+from ..config.loader import CONFIG_FILE
 from ..errors import ConfigError
 from ..models.hub import offline
 
@@ -21,7 +22,6 @@ logger = logging.getLogger(__name__)
 # what a finished folder holds that is not the model: checkpoints (resumable state, optimizer), the
 # TensorBoard logs, and files the Hub libraries treat as private
 LEFT_OUT = ("checkpoint-*", "runs", "_*", ".*")
-NESTED_RUN = "rag_retrieval_config.yaml"  # a subfolder with its own config is another run (a recipe's stage 1)
 
 
 def repo_id(train) -> str:
@@ -44,7 +44,7 @@ def files_to_push(folder: str) -> list:
     for root, dirs, files in os.walk(folder):
         rel_root = os.path.relpath(root, folder)
         dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in LEFT_OUT)
-                         and not os.path.isfile(os.path.join(root, d, NESTED_RUN)))
+                         and not os.path.isfile(os.path.join(root, d, CONFIG_FILE)))
         for name in files:
             if not any(fnmatch.fnmatch(name, p) for p in LEFT_OUT):
                 out.append(os.path.normpath(os.path.join(rel_root, name)))

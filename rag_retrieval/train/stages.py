@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import yaml
 
 from ..config import load_config
+from ..config.loader import CONFIG_FILE
 from ..errors import ConfigError, run_command
 from .args import RetrievalTrainingArguments
 from .preflight import check_output_dir, holds_finished_model, last_complete_checkpoint
@@ -70,7 +71,7 @@ def _yaml_value(value) -> str:
 
 def _trained_on(folder: str) -> Optional[object]:
     """``data.train_path`` of the run that saved ``folder`` (None when it left no config)."""
-    path = os.path.join(folder, "rag_retrieval_config.yaml")
+    path = os.path.join(folder, CONFIG_FILE)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
